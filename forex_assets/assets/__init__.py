@@ -1,0 +1,1 @@
+"""Software-defined assets, by domain; each is a thin shell over a Dagster-free core."""

@@ -1,0 +1,170 @@
+"""Command line: `python -m forex_assets train --symbol EURUSD` and friends.
+
+`train` runs the `symbol_pipeline` job for one symbol in this process, against the
+Dagster instance in DAGSTER_HOME (or a local one under the project home), so its runs
+show up in `dagster dev` like any other. It prints one line per finished step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+
+from forex_assets import settings
+from forex_assets.market.instruments import UnknownSymbolError, instrument_for
+from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols
+
+STEP_EVENTS = {
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+}
+PROGRESS_POLL_S = 0.25
+
+
+def _instance() -> dg.DagsterInstance:
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    home = settings.project_home() / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    print(f"DAGSTER_HOME is not set: runs are recorded in {home}", file=sys.stderr)
+    return dg.DagsterInstance.local_temp(tempdir=str(home))
+
+
+def _report_progress(
+    instance: dg.DagsterInstance, run_id: str, total: int, done: threading.Event
+) -> None:
+    """Print step results as the run records them, until `done` is set and drained."""
+    cursor = None
+    finished = 0
+    started: dict[str, float] = {}
+    while True:
+        final_pass = done.is_set()
+        connection = instance.get_records_for_run(run_id, cursor=cursor, of_type=STEP_EVENTS)
+        cursor = connection.cursor
+        for record in connection.records:
+            event = record.event_log_entry
+            dagster_event = event.dagster_event
+            if dagster_event is None:
+                continue
+            step = dagster_event.step_key or "?"
+            kind = dagster_event.event_type
+            if kind == dg.DagsterEventType.STEP_START:
+                started[step] = event.timestamp
+            elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+                finished += 1
+                elapsed = event.timestamp - started.get(step, event.timestamp)
+                status = "ok" if kind == dg.DagsterEventType.STEP_SUCCESS else "FAILED"
+                print(
+                    f"[{finished:>3}/{total}] {step:<24} {status:<6} {elapsed:6.2f} s", flush=True
+                )
+            elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+                evaluation = dagster_event.event_specific_data
+                if not evaluation.passed:
+                    print(
+                        f"          check {evaluation.asset_key.to_user_string()}:"
+                        f"{evaluation.check_name} did not pass ({evaluation.severity.value})",
+                        flush=True,
+                    )
+        if final_pass:
+            return
+        done.wait(PROGRESS_POLL_S)
+
+
+def train(symbol: str) -> int:
+    from forex_assets.definitions import defs
+    from forex_assets.jobs import SYMBOL_PIPELINE
+
+    try:
+        symbol = instrument_for(symbol).symbol
+    except UnknownSymbolError as exc:
+        print(f"--symbol: {exc}", file=sys.stderr)
+        return 2
+    instance = _instance()
+    if register_symbols(instance, [symbol]):
+        print(f"added {symbol} to the '{SYMBOLS_PARTITION_SET}' partitions")
+    job = defs.resolve_job_def(SYMBOL_PIPELINE)
+    total = len(job.graph.node_defs)
+    run_id = str(uuid.uuid4())
+    print(f"{SYMBOL_PIPELINE} for {symbol}: {total} steps, run {run_id}")
+    print(f"data: {settings.storage_root()}  catalog: {settings.catalog_path()}")
+    done = threading.Event()
+    reporter = threading.Thread(
+        target=_report_progress, args=(instance, run_id, total, done), daemon=True
+    )
+    reporter.start()
+    begin = time.perf_counter()
+    try:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=symbol,
+            run_id=run_id,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+    finally:
+        done.set()
+        reporter.join()
+    seconds = time.perf_counter() - begin
+    if result.success:
+        print(f"{SYMBOL_PIPELINE} for {symbol} succeeded in {seconds:.1f} s")
+        return 0
+    for event in result.all_events:
+        if event.is_step_failure or event.is_run_failure:
+            print(f"failure: {event.message}", file=sys.stderr)
+    print(
+        f"{SYMBOL_PIPELINE} for {symbol} failed after {seconds:.1f} s (run {run_id})",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def symbols(action: str, names: Sequence[str]) -> int:
+    instance = _instance()
+    if action == "add":
+        try:
+            added = register_symbols(instance, names)
+        except UnknownSymbolError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(f"added: {', '.join(added) or 'nothing new'}")
+    for name in sorted(instance.get_dynamic_partitions(SYMBOLS_PARTITION_SET)):
+        print(name)
+    return 0
+
+
+def query(sql: str) -> int:
+    from forex_assets.storage.catalog import DuckDBCatalog
+
+    catalog = DuckDBCatalog(Path(settings.catalog_path()))
+    print(catalog.query(sql))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m forex_assets", description=__doc__.split("\n")[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    train_cmd = commands.add_parser("train", help="materialize the whole chain for one symbol")
+    train_cmd.add_argument("--symbol", required=True, help="e.g. EURUSD")
+    symbols_cmd = commands.add_parser("symbols", help="list or add symbol partitions")
+    symbols_cmd.add_argument("action", choices=["list", "add"])
+    symbols_cmd.add_argument("names", nargs="*")
+    query_cmd = commands.add_parser("query", help="run SQL against the DuckDB catalog views")
+    query_cmd.add_argument("sql")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        return train(args.symbol)
+    if args.command == "symbols":
+        return symbols(args.action, args.names)
+    return query(args.sql)

@@ -1,0 +1,35 @@
+"""The code location: assets, checks, jobs, sensors, resources and the executor."""
+
+import dagster as dg
+
+from forex_assets import settings
+from forex_assets.assets.bars import m1_bars, timeframe_bars_assets
+from forex_assets.executor import forex_executor
+from forex_assets.jobs import symbol_pipeline_job
+from forex_assets.resources import (
+    BarSourceResource,
+    DuckDBCatalogResource,
+    MarketCalendarResource,
+    ParquetIOManager,
+)
+from forex_assets.sensors import symbol_registry_sensor
+
+
+def build_resources() -> dict[str, object]:
+    """Resources rooted at the project home (see `forex_assets.settings`)."""
+    catalog = DuckDBCatalogResource(database=str(settings.catalog_path()))
+    return {
+        "io_manager": ParquetIOManager(root=str(settings.storage_root()), catalog=catalog),
+        "duckdb_catalog": catalog,
+        "bar_source": BarSourceResource(data_dir=str(settings.data_dir())),
+        "market_calendar": MarketCalendarResource(),
+    }
+
+
+defs = dg.Definitions(
+    assets=[m1_bars, *timeframe_bars_assets],
+    jobs=[symbol_pipeline_job],
+    sensors=[symbol_registry_sensor],
+    resources=build_resources(),
+    executor=forex_executor,
+)

@@ -1,0 +1,1 @@
+"""Dagster-free ingestion: file readers, the validation policy and the sample generator."""

@@ -1,0 +1,1 @@
+"""Dagster-free market model: instruments, the FX calendar, timeframes and bar resampling."""

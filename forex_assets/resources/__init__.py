@@ -1,0 +1,14 @@
+"""Dagster resources: thin, configurable shells over the Dagster-free cores."""
+
+from forex_assets.resources.bar_source import BarSourceResource, FileOverrideConfig
+from forex_assets.resources.duckdb_catalog import DuckDBCatalogResource
+from forex_assets.resources.market_calendar import MarketCalendarResource
+from forex_assets.resources.parquet_io_manager import ParquetIOManager
+
+__all__ = [
+    "BarSourceResource",
+    "DuckDBCatalogResource",
+    "FileOverrideConfig",
+    "MarketCalendarResource",
+    "ParquetIOManager",
+]

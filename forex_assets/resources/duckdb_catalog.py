@@ -1,0 +1,17 @@
+"""The DuckDB catalog as a resource, so assets and the IO manager share one lock file."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from forex_assets.storage.catalog import DEFAULT_LOCK_TIMEOUT_S, DuckDBCatalog
+
+
+class DuckDBCatalogResource(dg.ConfigurableResource):
+    """A DuckDB file of views over the Parquet store (see `forex_assets.storage.catalog`)."""
+
+    database: str
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+
+    def get_catalog(self) -> DuckDBCatalog:
+        return DuckDBCatalog(Path(self.database), self.lock_timeout_s)

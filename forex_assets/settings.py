@@ -1,0 +1,61 @@
+"""Where the project keeps its files and which symbols it knows, from the environment.
+
+Everything has a default so that a fresh clone runs with no configuration:
+
+- ``FOREX_ASSETS_HOME``: the project's data home (Parquet store, DuckDB catalog, data
+  inbox). Default: ``$DAGSTER_HOME/.forex_assets`` when DAGSTER_HOME is set, so each
+  Dagster instance has its own data, else ``./.forex_assets``.
+- ``FOREX_ASSETS_DATA_DIR``: where real bar files are looked for. Default ``<home>/data``.
+- ``FOREX_ASSETS_SYMBOLS``: comma-separated static symbols. Default: the embedded sample
+  symbols. Symbols can also be added at run time as dynamic partitions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from forex_assets.ingest.sample import sample_symbols
+from forex_assets.market.instruments import UnknownSymbolError, instrument_for
+
+ENV_HOME = "FOREX_ASSETS_HOME"
+ENV_DATA_DIR = "FOREX_ASSETS_DATA_DIR"
+ENV_SYMBOLS = "FOREX_ASSETS_SYMBOLS"
+
+
+def project_home() -> Path:
+    if os.environ.get(ENV_HOME):
+        return Path(os.environ[ENV_HOME]).expanduser().resolve()
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"]).expanduser().resolve() / ".forex_assets"
+    return Path.cwd().resolve() / ".forex_assets"
+
+
+def storage_root() -> Path:
+    return project_home() / "store"
+
+
+def catalog_path() -> Path:
+    return project_home() / "catalog.duckdb"
+
+
+def data_dir() -> Path:
+    if os.environ.get(ENV_DATA_DIR):
+        return Path(os.environ[ENV_DATA_DIR]).expanduser().resolve()
+    return project_home() / "data"
+
+
+def configured_symbols() -> list[str]:
+    """The static symbol list; an invalid entry is reported with the variable's name."""
+    raw = os.environ.get(ENV_SYMBOLS, "").strip()
+    if not raw:
+        return sample_symbols()
+    symbols = []
+    for entry in (e for e in raw.split(",") if e.strip()):
+        try:
+            symbols.append(instrument_for(entry).symbol)
+        except UnknownSymbolError as exc:
+            raise ValueError(
+                f"{ENV_SYMBOLS}={raw!r}: entry {entry.strip()!r} is invalid: {exc}"
+            ) from None
+    return list(dict.fromkeys(symbols))

@@ -1,0 +1,1 @@
+"""Dagster-free storage: atomic Parquet partitions and the DuckDB catalog over them."""
