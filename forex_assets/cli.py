@@ -81,7 +81,7 @@ def _report_progress(
 
 
 def train(symbol: str) -> int:
-    from forex_assets.definitions import defs
+    from forex_assets.definitions import build_definitions
     from forex_assets.jobs import SYMBOL_PIPELINE
 
     try:
@@ -92,7 +92,7 @@ def train(symbol: str) -> int:
     instance = _instance()
     if register_symbols(instance, [symbol]):
         print(f"added {symbol} to the '{SYMBOLS_PARTITION_SET}' partitions")
-    job = defs.resolve_job_def(SYMBOL_PIPELINE)
+    job = build_definitions().resolve_job_def(SYMBOL_PIPELINE)
     total = len(job.graph.node_defs)
     run_id = str(uuid.uuid4())
     print(f"{SYMBOL_PIPELINE} for {symbol}: {total} steps, run {run_id}")

@@ -21,15 +21,22 @@ def build_resources() -> dict[str, object]:
     return {
         "io_manager": ParquetIOManager(root=str(settings.storage_root()), catalog=catalog),
         "duckdb_catalog": catalog,
-        "bar_source": BarSourceResource(data_dir=str(settings.data_dir())),
+        "bar_source": BarSourceResource(
+            data_dir=str(settings.data_dir()), sample_years=settings.sample_years()
+        ),
         "market_calendar": MarketCalendarResource(),
     }
 
 
-defs = dg.Definitions(
-    assets=[m1_bars, *timeframe_bars_assets],
-    jobs=[symbol_pipeline_job],
-    sensors=[symbol_registry_sensor],
-    resources=build_resources(),
-    executor=forex_executor,
-)
+def build_definitions() -> dg.Definitions:
+    """The code location, with resources resolved from the environment at call time."""
+    return dg.Definitions(
+        assets=[m1_bars, *timeframe_bars_assets],
+        jobs=[symbol_pipeline_job],
+        sensors=[symbol_registry_sensor],
+        resources=build_resources(),
+        executor=forex_executor,
+    )
+
+
+defs = build_definitions()

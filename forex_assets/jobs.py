@@ -2,14 +2,11 @@
 
 import dagster as dg
 
-from forex_assets.partitions import symbol_partitions
-
 SYMBOL_PIPELINE = "symbol_pipeline"
 
 symbol_pipeline_job = dg.define_asset_job(
     SYMBOL_PIPELINE,
     selection=dg.AssetSelection.all(),
-    partitions_def=symbol_partitions,
     description=(
         "Every asset of one symbol, from M1 bars to the end of the chain. Run it with "
         "`dagster job execute -m forex_assets -j symbol_pipeline --tags "

@@ -8,6 +8,8 @@ Everything has a default so that a fresh clone runs with no configuration:
 - ``FOREX_ASSETS_DATA_DIR``: where real bar files are looked for. Default ``<home>/data``.
 - ``FOREX_ASSETS_SYMBOLS``: comma-separated static symbols. Default: the embedded sample
   symbols. Symbols can also be added at run time as dynamic partitions.
+- ``FOREX_ASSETS_SAMPLE_YEARS``: years of generated M1 bars for sample symbols without
+  files. Default 2; a quick demo or a test can ask for less.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from forex_assets.ingest.sample import sample_symbols
+from forex_assets.ingest.sample import DEFAULT_YEARS, sample_symbols
 from forex_assets.market.instruments import UnknownSymbolError, instrument_for
 
 ENV_HOME = "FOREX_ASSETS_HOME"
 ENV_DATA_DIR = "FOREX_ASSETS_DATA_DIR"
 ENV_SYMBOLS = "FOREX_ASSETS_SYMBOLS"
+ENV_SAMPLE_YEARS = "FOREX_ASSETS_SAMPLE_YEARS"
 
 
 def project_home() -> Path:
@@ -59,3 +62,19 @@ def configured_symbols() -> list[str]:
                 f"{ENV_SYMBOLS}={raw!r}: entry {entry.strip()!r} is invalid: {exc}"
             ) from None
     return list(dict.fromkeys(symbols))
+
+
+def sample_years() -> float:
+    raw = os.environ.get(ENV_SAMPLE_YEARS, "").strip()
+    if not raw:
+        return DEFAULT_YEARS
+    try:
+        years = float(raw)
+    except ValueError:
+        years = float("nan")
+    if not 0 < years <= 50:
+        raise ValueError(
+            f"{ENV_SAMPLE_YEARS}={raw!r} is not a number of years in (0, 50]; "
+            "use e.g. 0.25 for three months of sample bars or unset it for two years."
+        )
+    return years

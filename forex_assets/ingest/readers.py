@@ -140,6 +140,7 @@ _HISTDATA_RE = re.compile(r"^\d{8} \d{6};")
 _MT4_RE = re.compile(r"^\d{4}\.\d{2}\.\d{2},\d{2}:\d{2},")
 _MT5_ROW_RE = re.compile(r"^\d{4}\.\d{2}\.\d{2}\t\d{2}:\d{2}")
 _DUKASCOPY_HEADER_RE = re.compile(r"^\W*(gmt time|local time|time \((utc|gmt|eet)\))", re.I)
+_DUKASCOPY_ROW_RE = re.compile(r"^\d{2}\.\d{2}\.\d{4} ")
 
 
 def detect_format(path: Path) -> FileFormat:
@@ -149,7 +150,9 @@ def detect_format(path: Path) -> FileFormat:
     if head.startswith(b"PAR1") or path.suffix.lower() in {".parquet", ".pq"}:
         return FileFormat.PARQUET
     text = _decode(path, head, partial=True)
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    non_blank = (ln.strip() for ln in text.splitlines() if ln.strip())
+    first = next(non_blank, "")
+    second = next(non_blank, "")
     if not first:
         raise BarFileError(path, "the file is empty")
     if first.upper().startswith("<DATE>") or _MT5_ROW_RE.match(first):
@@ -158,7 +161,9 @@ def detect_format(path: Path) -> FileFormat:
         return FileFormat.HISTDATA
     if _MT4_RE.match(first):
         return FileFormat.MT4
-    if _DUKASCOPY_HEADER_RE.match(first):
+    # A Dukascopy header over other dates (the export re-saved with pandas writes ISO
+    # times under "Gmt time") is a generic CSV, which knows that column name too.
+    if _DUKASCOPY_HEADER_RE.match(first) and (not second or _DUKASCOPY_ROW_RE.match(second)):
         return FileFormat.DUKASCOPY
     if _looks_like_header(first):
         return FileFormat.CSV
@@ -204,7 +209,10 @@ def _read_text_lines(path: Path) -> pl.DataFrame:
         text = _decode(path, path.read_bytes())
     except UnicodeDecodeError as exc:
         raise BarFileError(path, f"undecodable text: {exc}") from None
-    lines = text.splitlines()
+    # Only CR/LF end a line, as in editors and `open()`: str.splitlines() also breaks at
+    # form feeds, NEL and other separators that turn up in corrupt rows, which would split
+    # one row into several and shift every later line number.
+    lines = re.split(r"\r\n|\r|\n", text)
     frame = pl.DataFrame(
         {"line": np.arange(1, len(lines) + 1, dtype=np.int64), "raw": lines},
         schema={"line": pl.Int64, "raw": pl.String},
@@ -382,6 +390,8 @@ _COLUMN_ALIASES: dict[str, set[str]] = {
         "time", "timestamp", "datetime", "datetimeutc", "timeutc", "time(utc)", "gmttime",
         "localtime", "date_time", "dt", "ts", "index", "level0", "unnamed:0", "",
         "opentime", "bartime",
+        # pandas stores an unnamed index in Parquet as "__index_level_0__".
+        "indexlevel0",
     },
     "date": {"date", "day"},
     "clock": {"time", "clock", "hour"},
@@ -493,9 +503,11 @@ def _parse_text_timestamps(
     sample = values.drop_nulls().head(1000)
     if sample.len() == 0:
         raise BarFileError(path, "the time column is empty")
-    if sample.str.contains(r"^\d{9,19}$").all():
+    # The layout is what most values look like, not all: one garbage row must stay a row
+    # error instead of making an epoch or ISO-offset file unreadable.
+    if sample.str.contains(r"^\d{9,19}$").mean() > 0.5:
         return _epoch_times(frame, stripped, values)
-    if sample.str.contains(_OFFSET_SUFFIX_RE).all():
+    if sample.str.contains(_OFFSET_SUFFIX_RE).mean() > 0.5:
         normalized = stripped.str.replace(r"Z$", "+00:00")
         fmt = _best_format(path, frame, normalized, _AWARE_TIME_FORMATS, aware=True)
         if fmt is None:

@@ -44,13 +44,22 @@ class FileOverride:
     timezone: str | None = None
 
 
+# Names starting with these are hidden or temporary (".ipynb_checkpoints/", ".~lock...#",
+# Excel's "~$EURUSD.csv" lock file): stale copies or binary junk, never a symbol's data.
+_IGNORED_PREFIXES = (".", "~")
+
+
 def _bar_files(data_dir: Path) -> Iterable[Path]:
     if not data_dir.is_dir():
         return []
+    # Hidden folders count too: a Jupyter checkpoint copy sorts before the real file and
+    # would become the keeper of every duplicate time.
     return sorted(
         p
         for p in data_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in BAR_FILE_SUFFIXES and not p.name.startswith(".")
+        if p.is_file()
+        and p.suffix.lower() in BAR_FILE_SUFFIXES
+        and not any(part.startswith(_IGNORED_PREFIXES) for part in p.relative_to(data_dir).parts)
     )
 
 

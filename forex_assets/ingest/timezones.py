@@ -55,7 +55,7 @@ def parse_timezone(spec: str) -> SourceTimezone:
     match = _OFFSET_RE.match(text)
     if match:
         sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
-        if hours > 14 or minutes >= 60:
+        if minutes >= 60 or hours * 60 + minutes > 14 * 60:
             raise ValueError(f"timezone={spec!r}: offsets must lie within -14:00..+14:00.")
         total = (hours * 60 + minutes) * (1 if sign == "+" else -1)
         return SourceTimezone(f"{sign}{hours:02d}:{minutes:02d}", offset_minutes=total)

@@ -5,7 +5,8 @@ record (file, line, reason, detail, raw text). Nothing is dropped silently and n
 repaired silently. Rules, in the order they are applied (a row gets the first that fails):
 
 1. ``unparseable``: a field could not be parsed (the reader's error says which).
-2. ``missing_value``: open, high, low or close is NaN/empty.
+2. ``missing_value``: open, high, low or close is NaN/empty (or infinite, which no
+   price can be and which the downstream finite-price integrity check rejects).
 3. ``non_positive_price``: a price is zero or negative.
 4. ``high_below_open_close``: high < max(open, close).
 5. ``low_above_open_close``: low > min(open, close). (Together with 4 this rules out
@@ -142,15 +143,21 @@ def validate_files(
 def _row_rules(policy: ValidationPolicy) -> list[tuple[QuarantineReason, pl.Expr, pl.Expr]]:
     """(reason, failing-row predicate, detail) in the order rules are applied."""
     o, h, lo, c = (pl.col(n) for n in PRICE_COLUMNS)
-    missing = pl.any_horizontal([pl.col(n).is_null() | pl.col(n).is_nan() for n in PRICE_COLUMNS])
+    # is_finite is false for NaN and +-inf; a null stays null, hence the explicit check.
+    absent = {n: pl.col(n).is_null() | ~pl.col(n).is_finite() for n in PRICE_COLUMNS}
+    missing = pl.any_horizontal(list(absent.values()))
     missing_names = pl.concat_str(
-        [pl.when(pl.col(n).is_null() | pl.col(n).is_nan()).then(pl.lit(n)) for n in PRICE_COLUMNS],
+        [pl.when(absent[n]).then(pl.lit(n)) for n in PRICE_COLUMNS],
         separator=",",
         ignore_nulls=True,
     )
     rules = [
         (QuarantineReason.UNPARSEABLE, pl.col("error").is_not_null(), pl.col("error")),
-        (QuarantineReason.MISSING_VALUE, missing, pl.format("missing {}", missing_names)),
+        (
+            QuarantineReason.MISSING_VALUE,
+            missing,
+            pl.format("missing or non-finite {}", missing_names),
+        ),
         (
             QuarantineReason.NON_POSITIVE_PRICE,
             pl.min_horizontal(o, h, lo, c) <= 0,

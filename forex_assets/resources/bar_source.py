@@ -14,7 +14,6 @@ from forex_assets.ingest.readers import FileFormat
 from forex_assets.ingest.sample import (
     DEFAULT_SEED,
     DEFAULT_START,
-    DEFAULT_YEARS,
     SAMPLE_PROFILES,
     generate_sample_m1,
 )
@@ -71,7 +70,7 @@ class BarSourceResource(dg.ConfigurableResource):
         description="auto: sample only when no files exist; always; never (fail without files).",
     )
     sample_start: str = DEFAULT_START.isoformat()
-    sample_years: float = DEFAULT_YEARS
+    sample_years: float = Field(default_factory=settings.sample_years)
     sample_seed: int = DEFAULT_SEED
     reject_weekend_closure: bool = True
 

@@ -1,0 +1,47 @@
+"""Shared fixtures: every test gets its own project home and Dagster home in tmp_path."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from forex_assets.market.bar_schema import M1_SCHEMA
+
+
+@pytest.fixture(autouse=True)
+def isolated_homes(tmp_path, monkeypatch):
+    """No test may read or write the developer's own .forex_assets or Dagster instance."""
+    home = tmp_path / "forex_home"
+    monkeypatch.setenv("FOREX_ASSETS_HOME", str(home))
+    monkeypatch.delenv("FOREX_ASSETS_DATA_DIR", raising=False)
+    monkeypatch.delenv("FOREX_ASSETS_SYMBOLS", raising=False)
+    monkeypatch.delenv("FOREX_ASSETS_SAMPLE_YEARS", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return home
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def m1_frame(start: datetime, closes: list[float], spread: float | None = None) -> pl.DataFrame:
+    """Consecutive M1 bars from `start` with the given closes (open = previous close)."""
+    rows = []
+    previous = closes[0]
+    for i, close in enumerate(closes):
+        open_ = previous
+        rows.append(
+            {
+                "time": start + timedelta(minutes=i),
+                "open": open_,
+                "high": max(open_, close) + 0.0001,
+                "low": min(open_, close) - 0.0001,
+                "close": close,
+                "volume": float(i + 1),
+                "spread": spread,
+            }
+        )
+        previous = close
+    return pl.DataFrame(rows, schema=M1_SCHEMA)

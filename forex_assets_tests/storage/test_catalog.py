@@ -1,0 +1,112 @@
+"""The DuckDB catalog under concurrent writers from several processes."""
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from forex_assets.storage.catalog import CatalogBusyError, DuckDBCatalog
+from forex_assets.storage.parquet_store import partition_file, write_frame
+
+WORKERS = 6
+ROUNDS = 12
+
+
+def _worker(root: str, database: str, symbol: str, rounds: int, errors) -> None:
+    try:
+        catalog = DuckDBCatalog(Path(database), lock_timeout_s=60)
+        for i in range(rounds):
+            frame = pl.DataFrame({"i": list(range(i + 1)), "value": [float(i)] * (i + 1)})
+            write_frame(frame, partition_file(Path(root), ["metrics"], symbol))
+            catalog.register_asset(Path(root), ["metrics"], partitioned=True)
+            count = catalog.query(
+                "SELECT count(*) AS n FROM metrics WHERE symbol = ?", [symbol]
+            ).item()
+            assert count == i + 1, (symbol, i, count)
+    except BaseException as exc:  # report to the parent instead of dying silently
+        errors.put(f"{symbol}: {type(exc).__name__}: {exc}")
+
+
+def test_concurrent_steps_never_fail_on_the_writer_lock(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    errors = context.Queue()
+    root, database = tmp_path / "store", tmp_path / "catalog.duckdb"
+    symbols = [f"SYM{i}" for i in range(WORKERS)]
+    processes = [
+        context.Process(target=_worker, args=(str(root), str(database), s, ROUNDS, errors))
+        for s in symbols
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=180)
+    reported = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
+    assert reported == []
+    assert all(p.exitcode == 0 for p in processes)
+    totals = DuckDBCatalog(database).query(
+        "SELECT symbol, count(*) AS n FROM metrics GROUP BY 1 ORDER BY 1"
+    )
+    assert totals.get_column("symbol").to_list() == symbols
+    assert totals.get_column("n").to_list() == [ROUNDS] * WORKERS
+
+
+def _hold_connection(database: str, seconds: float, ready) -> None:
+    connection = duckdb.connect(database)
+    ready.set()
+    time.sleep(seconds)
+    connection.close()
+
+
+def test_raw_duckdb_writers_do_conflict(tmp_path):
+    """The failure the catalog lock exists to prevent: a second process cannot open the file."""
+    database = tmp_path / "raw.duckdb"
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    holder = context.Process(target=_hold_connection, args=(str(database), 5.0, ready))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(duckdb.IOException, match="lock"):
+            duckdb.connect(str(database))
+    finally:
+        holder.join()
+
+
+def test_busy_catalog_reports_lock_file_and_remedy(tmp_path):
+    database = tmp_path / "catalog.duckdb"
+    holder = DuckDBCatalog(database)
+    waiting = DuckDBCatalog(database, lock_timeout_s=0.2)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    process = context.Process(target=_hold_catalog, args=(str(database), 3.0, ready))
+    process.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(CatalogBusyError, match=r"catalog\.duckdb\.lock.*lock_timeout_s"):
+            waiting.views()
+    finally:
+        process.join()
+    assert holder.views() == []
+
+
+def _hold_catalog(database: str, seconds: float, ready) -> None:
+    with DuckDBCatalog(Path(database)).connect():
+        ready.set()
+        time.sleep(seconds)
+
+
+def test_rebuild_recreates_views_for_every_asset(tmp_path):
+    root = tmp_path / "store"
+    write_frame(pl.DataFrame({"x": [1]}), partition_file(root, ["bars", "m5"], "EURUSD"))
+    write_frame(pl.DataFrame({"x": [2]}), partition_file(root, ["bars", "m5"], "USDJPY"))
+    write_frame(pl.DataFrame({"y": [3]}), partition_file(root, ["summary"], None))
+    catalog = DuckDBCatalog(tmp_path / "catalog.duckdb")
+    assert sorted(catalog.rebuild(root)) == ["bars_m5", "summary"]
+    assert catalog.query("SELECT sum(x) AS s FROM bars_m5").item() == 3
+    assert catalog.query("SELECT symbol FROM bars_m5 ORDER BY 1").get_column(
+        "symbol"
+    ).to_list() == ["EURUSD", "USDJPY"]
+    assert catalog.query("SELECT y FROM summary").item() == 3

@@ -1,0 +1,47 @@
+"""`python -m forex_assets ...` from a fresh environment, as a user runs it."""
+
+import os
+import subprocess
+import sys
+
+
+def _cli(*args: str, env: dict[str, str], cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "forex_assets", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_train_runs_the_chain_with_progress(tmp_path):
+    env = {
+        **os.environ,
+        "FOREX_ASSETS_HOME": str(tmp_path / "home"),
+        "FOREX_ASSETS_SAMPLE_YEARS": "0.05",
+    }
+    env.pop("DAGSTER_HOME", None)
+    result = _cli("train", "--symbol", "eurusd", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    progress = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert len(progress) == 12
+    assert progress[-1].startswith("[ 12/12]") and all(" ok " in line for line in progress)
+    assert "symbol_pipeline for EURUSD succeeded" in result.stdout
+    assert (tmp_path / "home" / "store" / "bars" / "w1" / "symbol=EURUSD" / "data.parquet").exists()
+    assert (tmp_path / "home" / "dagster_home").is_dir()  # runs recorded without DAGSTER_HOME
+
+    listed = _cli("symbols", "list", env=env, cwd=tmp_path)
+    assert listed.stdout.split() == ["EURUSD"]
+    queried = _cli("query", "select 1000 + count(*) as marker from bars_mn1", env=env, cwd=tmp_path)
+    assert queried.returncode == 0, queried.stderr
+    assert "1001" in queried.stdout  # 0.05 years from 2023-01-01: one monthly bar
+
+
+def test_bad_symbol_is_refused_with_a_reason(tmp_path):
+    env = {**os.environ, "FOREX_ASSETS_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+    result = _cli("train", "--symbol", "EURXYZ", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--symbol" in result.stderr and "EURXYZ" in result.stderr

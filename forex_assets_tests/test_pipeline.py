@@ -1,0 +1,201 @@
+"""The symbol pipeline end to end on a real Dagster instance, real files and real Parquet."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from forex_assets import settings
+from forex_assets.definitions import build_definitions
+from forex_assets.executor import UnknownSymbolPartitionError, ensure_symbol_partition
+from forex_assets.jobs import SYMBOL_PIPELINE
+from forex_assets.market.timeframes import Timeframe
+from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols
+from forex_assets.storage.catalog import DuckDBCatalog
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def instance(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as test_instance:
+        yield test_instance
+
+
+def _run(instance: dg.DagsterInstance, symbol: str) -> dg.ExecuteInProcessResult:
+    register_symbols(instance, [symbol])
+    job = build_definitions().resolve_job_def(SYMBOL_PIPELINE)
+    return job.execute_in_process(instance=instance, partition_key=symbol, raise_on_error=False)
+
+
+def _metadata(result: dg.ExecuteInProcessResult, node: str, key: str | None = None) -> dict:
+    materializations = result.asset_materializations_for_node(node)
+    if key is not None:
+        materializations = [m for m in materializations if m.asset_key.to_user_string() == key]
+    assert len(materializations) == 1
+    return {k: v.value for k, v in materializations[0].metadata.items()}
+
+
+def test_sample_symbol_materializes_every_timeframe(instance, monkeypatch):
+    monkeypatch.setenv(settings.ENV_SAMPLE_YEARS, "0.1")
+    result = _run(instance, "USDJPY")
+    assert result.success
+    m1 = _metadata(result, "m1_bars", "m1_bars")
+    assert m1["source"] == "sample"
+    assert m1["rows_in"] == m1["rows_kept"] > 30_000
+    assert m1["rows_quarantined"] == 0
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 12 * 4
+    assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
+    for tf in Timeframe:
+        meta = _metadata(result, f"bars__{tf.value.lower()}")
+        path = Path(meta["dagster/uri"])
+        assert (
+            path
+            == settings.storage_root()
+            / "bars"
+            / tf.value.lower()
+            / "symbol=USDJPY"
+            / "data.parquet"
+        )
+        bars = pl.read_parquet(path)
+        assert bars.height == meta["dagster/row_count"] == meta["bars"]
+        assert bars.get_column("bar_count").sum() == m1["rows_kept"]
+        assert meta["incomplete_bars"] in (0, 1)
+    catalog = DuckDBCatalog(settings.catalog_path())
+    assert {"m1_bars", "m1_quarantine", "bars_h4", "bars_mn1"} <= set(catalog.views())
+    daily = catalog.query(
+        "SELECT symbol, count(*) AS n, bool_and(close_time > time) AS ordered FROM bars_d1 GROUP BY 1"
+    )
+    assert daily.rows() == [("USDJPY", _metadata(result, "bars__d1")["bars"], True)]
+
+
+def _histdata_line(stamp: str, o: float, h: float, lo: float, c: float) -> str:
+    return f"{stamp};{o:.5f};{h:.5f};{lo:.5f};{c:.5f};0"
+
+
+def test_real_files_with_bad_rows_are_quarantined_and_counted(instance):
+    folder = settings.data_dir() / "EURUSD"
+    folder.mkdir(parents=True)
+    good = [
+        _histdata_line(f"20240109 {h:02d}{m:02d}00", 1.1, 1.1002, 1.0998, 1.1001)
+        for h in range(9, 12)
+        for m in range(60)
+    ]
+    lines = list(good)
+    lines.insert(10, "20240109 091000;1.10000;1.10020;1.09980;1.10010;0")  # identical duplicate
+    lines.insert(
+        20, "20240109 092000;1.10000;1.09000;1.09980;1.10010;0"
+    )  # conflicting dup + bad high
+    lines.insert(30, "20240109 093000;nan;1.10020;1.09980;1.10010;0")  # missing value
+    lines.insert(40, "20240109 093500;-1.1;1.10020;1.09980;1.10010;0")  # non-positive
+    lines.insert(50, "20240113 120000;1.10000;1.10020;1.09980;1.10010;0")  # Saturday
+    lines.insert(60, "20240109 080000;1.10000;1.10020;1.09980;1.10010;0")  # out of order
+    lines.insert(70, "garbage line")
+    (folder / "DAT_ASCII_EURUSD_M1_202401.csv").write_text("\n".join(lines) + "\n")
+
+    result = _run(instance, "EURUSD")
+    assert result.success
+    m1 = _metadata(result, "m1_bars", "m1_bars")
+    assert m1["source"] == "files"
+    assert m1["rows_in"] == len(lines) == 187
+    assert m1["rows_kept"] == len(good) == 180
+    assert m1["rows_in"] == m1["rows_kept"] + m1["rows_quarantined"]
+    assert m1["quarantine_by_reason"] == {
+        "duplicate_timestamp": 1,
+        "high_below_open_close": 1,
+        "missing_value": 1,
+        "non_positive_price": 1,
+        "weekend_closure": 1,
+        "non_monotonic": 1,
+        "unparseable": 1,
+    }
+    quarantine = pl.read_parquet(
+        settings.storage_root() / "m1_quarantine" / "symbol=EURUSD" / "data.parquet"
+    )
+    assert quarantine.height == 7
+    assert set(quarantine.get_column("file")) == {str(folder / "DAT_ASCII_EURUSD_M1_202401.csv")}
+    by_line = dict(zip(quarantine.get_column("line"), quarantine.get_column("raw"), strict=True))
+    for line, raw in by_line.items():
+        assert lines[line - 1] == raw
+    bars = pl.read_parquet(settings.storage_root() / "m1_bars" / "symbol=EURUSD" / "data.parquet")
+    assert bars.get_column("time").min().hour == 14  # 09:00 EST is 14:00 UTC
+    assert bars.get_column("volume").is_null().all()  # HistData's all-zero volume means "none"
+
+
+def test_unparseable_file_fails_the_step_naming_the_file(instance):
+    folder = settings.data_dir() / "GBPUSD"
+    folder.mkdir(parents=True)
+    bad = folder / "export.csv"
+    bad.write_bytes(b"\x00\x01\x02 definitely not bars \xff" * 20)
+    result = _run(instance, "GBPUSD")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.to_string()
+    assert str(bad) in message and "binary content" in message
+
+
+def test_unknown_symbol_without_files_or_sample_is_explained(instance):
+    result = _run(instance, "EURNOK")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "No bar files for EURNOK" in message and "sample generator only covers" in message
+
+
+def test_run_start_registers_configured_symbols_only(instance, monkeypatch):
+    monkeypatch.setenv(settings.ENV_SYMBOLS, "EURUSD,usd/jpy")
+    ensure_symbol_partition(instance, "USDJPY")
+    assert instance.get_dynamic_partitions(SYMBOLS_PARTITION_SET) == ["USDJPY"]
+    with pytest.raises(UnknownSymbolPartitionError, match="symbols add EURGBP"):
+        ensure_symbol_partition(instance, "EURGBP")
+    register_symbols(instance, ["EURGBP"])
+    ensure_symbol_partition(instance, "EURGBP")  # added by a user: accepted
+
+
+def test_invalid_symbol_setting_names_the_variable(monkeypatch):
+    monkeypatch.setenv(settings.ENV_SYMBOLS, "EURUSD,EURXYZ")
+    with pytest.raises(ValueError, match=r"FOREX_ASSETS_SYMBOLS=.*'EURXYZ'"):
+        settings.configured_symbols()
+
+
+def test_symbol_registry_sensor_adds_configured_and_file_symbols(instance):
+    folder = settings.data_dir()
+    folder.mkdir(parents=True)
+    (folder / "DAT_ASCII_NZDUSD_M1_2023.csv").write_text("20230102 170000;0.6;0.6;0.6;0.6;0\n")
+    defs = build_definitions()
+    sensor = defs.resolve_sensor_def("symbol_registry")
+    with dg.build_sensor_context(instance=instance) as context:
+        result = sensor(context)
+    added = {k for request in result.dynamic_partitions_requests for k in request.partition_keys}
+    assert added == {*settings.configured_symbols(), "NZDUSD"}
+
+
+def test_dagster_job_execute_on_a_fresh_instance(tmp_path):
+    """The README's documented command, on a fresh DAGSTER_HOME with the repo's dagster.yaml."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), settings.ENV_SAMPLE_YEARS: "0.05"}
+    env.pop(settings.ENV_HOME, None)
+    command = [
+        sys.executable, "-m", "dagster", "job", "execute", "-m", "forex_assets", "-j", SYMBOL_PIPELINE,
+        "--tags", '{"dagster/partition": "AUDUSD"}',
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    store = home / ".forex_assets" / "store"
+    for tf in Timeframe:
+        assert (store / "bars" / tf.value.lower() / "symbol=AUDUSD" / "data.parquet").exists()
+    with dg.DagsterInstance.from_config(str(home)) as fresh:
+        assert "AUDUSD" in fresh.get_dynamic_partitions(SYMBOLS_PARTITION_SET)
+        assert fresh.get_run_records()[0].dagster_run.status == dg.DagsterRunStatus.SUCCESS
