@@ -4,7 +4,7 @@ import dagster as dg
 
 from forex_assets import settings
 from forex_assets.assets.bars import m1_bars, timeframe_bars_assets
-from forex_assets.executor import forex_executor
+from forex_assets.executor import budgeted_executor
 from forex_assets.jobs import symbol_pipeline_job
 from forex_assets.resources import (
     BarSourceResource,
@@ -35,7 +35,7 @@ def build_definitions() -> dg.Definitions:
         jobs=[symbol_pipeline_job],
         sensors=[symbol_registry_sensor],
         resources=build_resources(),
-        executor=forex_executor,
+        executor=budgeted_executor,
     )
 
 

@@ -35,7 +35,7 @@ def test_assets_checks_and_job():
             assert (asset, name) in checks
     job = defs.resolve_job_def(SYMBOL_PIPELINE)
     assert len(job.graph.node_defs) == 12
-    assert job.executor_def.name == "forex_executor"
+    assert job.executor_def.name == "budgeted_executor"
 
 
 def test_dagster_definitions_validate(tmp_path):

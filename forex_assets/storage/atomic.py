@@ -16,6 +16,8 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from forex_assets.processes import process_alive
+
 TEMP_SUFFIX = ".tmp"
 
 
@@ -65,20 +67,7 @@ def remove_stale_temp_files(directory: Path) -> list[Path]:
         parts = path.name[: -len(TEMP_SUFFIX)].split(".")
         if len(parts) < 4 or parts[-3] != host or not parts[-2].isdigit():
             continue
-        if not _process_alive(int(parts[-2])):
+        if not process_alive(int(parts[-2])):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid() or os.name == "nt":
-        # On Windows os.kill(pid, 0) would terminate the process: assume it is alive.
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

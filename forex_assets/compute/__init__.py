@@ -1,0 +1,1 @@
+"""Dagster-free resource planning: what the machine offers and who gets which share."""

@@ -1,0 +1,105 @@
+"""A machine-wide ledger of the cores that running steps hold.
+
+Pool limits bound how many steps of a kind run, but steps of different pools and of
+different runs (a backfill runs several symbols at once) share one machine. Every step
+therefore reserves its thread budget here before it starts and returns it when it ends;
+a reservation that would take the total past the usable cores waits. The ledger is a
+small SQLite file that every process on the host opens (one `BEGIN IMMEDIATE`
+transaction per reservation, so two processes can never both take the last core), and
+reservations of processes that died are reaped, so a killed run cannot leak cores.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from forex_assets.processes import process_alive
+
+LEDGER_ENV = "FOREX_ASSETS_CORE_LEDGER"
+BUSY_TIMEOUT_S = 30.0
+
+
+def default_ledger_path() -> Path:
+    """One ledger per user and host: `$FOREX_ASSETS_CORE_LEDGER`, else in the temp dir."""
+    if os.environ.get(LEDGER_ENV):
+        return Path(os.environ[LEDGER_ENV])
+    uid = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"forex_assets-{uid}" / "core_ledger.sqlite"
+
+
+class CoreLedger:
+    """Reserve and release cores, atomically across processes on this host."""
+
+    def __init__(self, path: Path, capacity: int):
+        if capacity < 1:
+            raise ValueError(f"capacity={capacity} must be at least one core")
+        self.path = Path(path)
+        self.capacity = capacity
+        self.host = socket.gethostname()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._transaction() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS holdings (holder TEXT PRIMARY KEY, host TEXT NOT NULL, "
+                "pid INTEGER NOT NULL, cores INTEGER NOT NULL, since REAL NOT NULL)"
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
+
+    def _reap(self, db: sqlite3.Connection) -> None:
+        rows = db.execute(
+            "SELECT DISTINCT pid FROM holdings WHERE host = ?", (self.host,)
+        ).fetchall()
+        dead = [pid for (pid,) in rows if not process_alive(pid)]
+        db.executemany(
+            "DELETE FROM holdings WHERE host = ? AND pid = ?", [(self.host, pid) for pid in dead]
+        )
+
+    def try_acquire(self, holder: str, cores: int) -> bool:
+        """Reserve `cores` for `holder` if they fit; never blocks on a full machine."""
+        if cores < 1:
+            raise ValueError(f"cores={cores} must be at least 1")
+        with self._transaction() as db:
+            self._reap(db)
+            if db.execute("SELECT 1 FROM holdings WHERE holder = ?", (holder,)).fetchone():
+                return True
+            held = db.execute("SELECT COALESCE(SUM(cores), 0) FROM holdings").fetchone()[0]
+            if held + cores > self.capacity:
+                return False
+            db.execute(
+                "INSERT INTO holdings VALUES (?, ?, ?, ?, ?)",
+                (holder, self.host, os.getpid(), cores, time.time()),
+            )
+            return True
+
+    def release(self, holder: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM holdings WHERE holder = ?", (holder,))
+
+    def release_all(self, prefix: str) -> None:
+        """Release every reservation whose holder starts with `prefix` (one run's steps)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM holdings WHERE substr(holder, 1, ?) = ?", (len(prefix), prefix))
+
+    def held(self) -> int:
+        with self._transaction() as db:
+            self._reap(db)
+            return int(db.execute("SELECT COALESCE(SUM(cores), 0) FROM holdings").fetchone()[0])

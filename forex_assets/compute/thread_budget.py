@@ -1,0 +1,104 @@
+"""Giving a process its thread budget, before and after its libraries start threads.
+
+Most numeric libraries size their thread pools once, when they first start them, from
+environment variables: OpenMP and the BLAS libraries (`OMP_NUM_THREADS`, ...), polars
+(`POLARS_MAX_THREADS`, fixed at import), numba (`NUMBA_NUM_THREADS`, a ceiling for
+`set_num_threads`). Processes that run budgeted steps are therefore started with the
+budget in their environment (`budget_environment`), and `apply_budget` additionally
+narrows the pools of libraries that are already loaded (threadpoolctl for OpenMP/BLAS,
+`torch.set_num_threads`, `numba.set_num_threads`). Step code reads its budget with
+`step_threads()` and passes it on where a library takes it as a parameter (LightGBM's
+`num_threads`).
+
+OpenMP threads spin while they wait for work. With exact budgets that is fastest, but
+where a budget cannot be guaranteed (a step run in-process next to other work) the
+environment asks for passive waiting, which turns an accidental oversubscription into a
+mild slowdown instead of a collapse.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+STEP_THREADS_ENV = "FOREX_ASSETS_STEP_THREADS"
+BLAS_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+LIBRARY_THREAD_VARIABLES = ("POLARS_MAX_THREADS", "NUMBA_NUM_THREADS", "RAYON_NUM_THREADS")
+
+
+def budget_environment(
+    threads: int, blas_cap: int | None = None, exact: bool = True
+) -> dict[str, str]:
+    """Variables that give a process `threads` threads in every library it may load."""
+    blas = str(max(1, min(threads, blas_cap or threads)))
+    environment = {name: blas for name in BLAS_THREAD_VARIABLES}
+    environment.update({name: str(threads) for name in LIBRARY_THREAD_VARIABLES})
+    environment[STEP_THREADS_ENV] = str(threads)
+    environment["OMP_WAIT_POLICY"] = "ACTIVE" if exact else "PASSIVE"
+    return environment
+
+
+def apply_budget(
+    threads: int, blas_cap: int | None = None, exact: bool = True
+) -> dict[str, int | None]:
+    """Give the current process `threads` threads; returns what each library now reports.
+
+    Libraries not loaded yet pick the budget up from the environment when they load.
+    """
+    os.environ.update(budget_environment(threads, blas_cap, exact))
+    blas = max(1, min(threads, blas_cap or threads))
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=blas)
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.set_num_threads(threads)
+    if "numba" in sys.modules:
+        numba = sys.modules["numba"]
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return library_threads()
+
+
+def step_threads() -> int:
+    """This step's thread budget (the whole usable machine outside a budgeted executor)."""
+    raw = os.environ.get(STEP_THREADS_ENV, "")
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    from forex_assets.compute.machine import detect_machine
+
+    return detect_machine().cores
+
+
+def lightgbm_threads() -> dict[str, int]:
+    """LightGBM parameters that keep its OpenMP pool inside the step's budget."""
+    return {"num_threads": step_threads()}
+
+
+def library_threads() -> dict[str, int | None]:
+    """Thread counts the loaded libraries report right now (None: library not loaded)."""
+    from threadpoolctl import threadpool_info
+
+    report: dict[str, int | None] = {
+        "openmp": None,
+        "blas": None,
+        "torch": None,
+        "polars": None,
+        "numba": None,
+    }
+    for pool in threadpool_info():
+        key = "openmp" if pool["user_api"] == "openmp" else "blas"
+        report[key] = max(report[key] or 0, pool["num_threads"])
+    if "torch" in sys.modules:
+        report["torch"] = sys.modules["torch"].get_num_threads()
+    if "polars" in sys.modules:
+        report["polars"] = sys.modules["polars"].thread_pool_size()
+    if "numba" in sys.modules:
+        report["numba"] = sys.modules["numba"].get_num_threads()
+    return report

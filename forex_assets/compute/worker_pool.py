@@ -1,0 +1,53 @@
+"""Worker pools inside a step, sized from the step's own budget so nesting composes.
+
+A step that fans out (CPCV splits, CMA-ES islands) must not size its pool from the
+machine: the executor may run several such steps at once, each with a share of the
+cores. `budgeted_process_pool` gives a step ``step_threads() // threads_per_task``
+workers, each started (with `spawn`, never `fork`: forking a process whose OpenMP runtime
+has started threads can deadlock the child) with a budget of `threads_per_task` threads,
+so the whole tree of processes and threads stays inside the step's share.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+
+from forex_assets.compute.thread_budget import apply_budget, step_threads
+
+
+def nested_workers(threads_per_task: int = 1, tasks: int | None = None) -> int:
+    """How many tasks of `threads_per_task` threads fit in this step's budget at once."""
+    if threads_per_task < 1:
+        raise ValueError(f"threads_per_task={threads_per_task} must be at least 1")
+    workers = max(1, step_threads() // threads_per_task)
+    return workers if tasks is None else max(1, min(workers, tasks))
+
+
+def _initialize_worker(threads: int) -> None:
+    apply_budget(threads)
+
+
+@contextmanager
+def budgeted_process_pool(
+    threads_per_task: int = 1, tasks: int | None = None
+) -> Iterator[ProcessPoolExecutor]:
+    """A process pool whose workers together use at most this step's threads."""
+    workers = nested_workers(threads_per_task, tasks)
+    threads = max(1, min(threads_per_task, step_threads()))
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_initialize_worker,
+        initargs=(threads,),
+    ) as pool:
+        yield pool
+
+
+@contextmanager
+def budgeted_thread_pool(tasks: int | None = None) -> Iterator[ThreadPoolExecutor]:
+    """Threads for kernels that release the GIL (numba nogil, TA-Lib), one per budget core."""
+    with ThreadPoolExecutor(max_workers=nested_workers(1, tasks)) as pool:
+        yield pool

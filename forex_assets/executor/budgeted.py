@@ -1,0 +1,366 @@
+"""The budgeted executor: pools, per-step thread budgets and warm worker processes.
+
+At run start it computes the resource plan (run config first, then the environment's
+overrides, then what the machine implies), writes it to the run's event log, and syncs
+the plan's pool limits into the instance. Each ready step is admitted by
+`BudgetedActiveExecution` (pool slot, cores from the machine-wide ledger, the run's
+`symbols` slot for heavy stages), then runs in a warm worker whose libraries were started
+with exactly that many threads. A worker that dies mid-step fails that step with the exit
+code and returns its cores and pool slot at once, so the run can be re-executed from the
+failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from multiprocessing.connection import wait
+
+import dagster as dg
+from dagster._core.events import DagsterEvent, EngineEventData
+from dagster._core.execution.context.system import PlanOrchestrationContext
+from dagster._core.execution.plan.plan import ExecutionPlan
+from dagster._core.execution.retries import RetryMode, get_retries_config
+from dagster._core.executor.base import Executor
+from dagster._core.storage.tags import PARTITION_NAME_TAG
+from dagster._utils import get_run_crash_explanation
+from dagster._utils.error import SerializableErrorInfo, serializable_error_info_from_exc_info
+
+from forex_assets.compute.core_ledger import CoreLedger, default_ledger_path
+from forex_assets.compute.machine import detect_machine
+from forex_assets.compute.overrides import settings_from_env
+from forex_assets.compute.plan import MEMORY_HEADROOM, PlanSettings, ResourcePlan, plan_resources
+from forex_assets.executor.scheduling import (
+    HEAVY_POOLS,
+    BudgetedActiveExecution,
+    FastConcurrencyContext,
+    SymbolStage,
+    step_pool,
+    sync_instance_pool_limits,
+)
+from forex_assets.executor.step_worker import EVENT, STEP_DONE, WORKER_ERROR, StepCommand
+from forex_assets.executor.symbols import ensure_symbol_partition
+from forex_assets.executor.worker_pool import WorkerPool
+
+# A worker is replaced after this many steps: respawning costs about one step's start-up
+# in the stock executor, so recycling every 100 steps adds ~1 % while bounding leaks.
+DEFAULT_MAX_STEPS_PER_WORKER = 100
+# How long the orchestrator waits for worker events: long when nothing else can happen,
+# short while ready steps wait for cores or slots that another run may free.
+IDLE_POLL_S = 1.0
+RESOURCE_POLL_S = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutorSettings:
+    plan: PlanSettings
+    retries: RetryMode
+    max_steps_per_worker: int
+    max_worker_memory_growth_mb: int | None
+
+
+def resolve_plan(settings: PlanSettings) -> tuple[ResourcePlan, list[str]]:
+    """The plan for this machine: run config first, then environment overrides, then derived."""
+    machine = detect_machine()
+    env_settings, issues = settings_from_env(cores=machine.cores)
+    plan = plan_resources(machine, settings.merged_over(env_settings))
+    return plan, [issue.message(plan) for issue in issues]
+
+
+class BudgetedExecutor(Executor):
+    def __init__(self, settings: ExecutorSettings):
+        self._settings = settings
+
+    @property
+    def retries(self) -> RetryMode:
+        return self._settings.retries
+
+    def execute(
+        self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
+    ) -> Iterator[DagsterEvent]:
+        run = plan_context.dagster_run
+        symbol = run.tags.get(PARTITION_NAME_TAG)
+        if symbol:
+            ensure_symbol_partition(plan_context.instance, symbol)
+
+        plan, env_messages = resolve_plan(self._settings.plan)
+        for message in env_messages:
+            plan_context.log.warning(message)
+        notes: list[str] = []
+        limits = sync_instance_pool_limits(plan_context.instance, plan, notes.append)
+        plan = dataclasses.replace(plan, pool_limits=limits)
+        growth_mb = self._settings.max_worker_memory_growth_mb
+        growth = (
+            growth_mb * 2**20
+            if growth_mb
+            else int(plan.memory_bytes * MEMORY_HEADROOM / plan.cores)
+        )
+        yield DagsterEvent.engine_event(
+            plan_context,
+            f"Resource plan: {plan.cores} cores, pools "
+            + ", ".join(f"{p}={n}" for p, n in plan.pool_limits.items())
+            + ", threads per step "
+            + ", ".join(f"{p}={n}" for p, n in plan.step_threads.items()),
+            EngineEventData(
+                metadata={
+                    "plan": dg.MetadataValue.md(plan.as_markdown()),
+                    "environment overrides": dg.MetadataValue.json(env_messages),
+                    "notes": dg.MetadataValue.json(notes),
+                    "orchestrator pid": dg.MetadataValue.int(os.getpid()),
+                    "worker recycling": dg.MetadataValue.text(
+                        f"after {self._settings.max_steps_per_worker} steps or {growth / 2**20:.0f} MiB growth"
+                    ),
+                }
+            ),
+        )
+
+        ledger = CoreLedger(default_ledger_path(), plan.cores)
+        heavy = {
+            s.key
+            for s in execution_plan.get_steps_to_execute_in_topo_order()
+            if step_pool(s) in HEAVY_POOLS
+        }
+        symbol_stage = SymbolStage(
+            plan_context.instance, run.run_id, heavy, plan.pool_limits.get("symbols", 1)
+        )
+        with ExitStack() as stack:
+            concurrency = stack.enter_context(FastConcurrencyContext(plan_context.instance, run))
+            active = stack.enter_context(
+                BudgetedActiveExecution(
+                    execution_plan,
+                    retry_mode=self.retries,
+                    instance_concurrency_context=concurrency,
+                    step_dependency_config=self.step_dependency_config,
+                    plan=plan,
+                    ledger=ledger,
+                    run_id=run.run_id,
+                    symbol_stage=symbol_stage,
+                )
+            )
+            workers = stack.enter_context(
+                WorkerPool(
+                    plan_context.reconstructable_job,
+                    plan.blas_threads_cap,
+                    max_workers=plan.cores,
+                    max_steps=self._settings.max_steps_per_worker,
+                    max_memory_growth=growth,
+                )
+            )
+            stack.callback(symbol_stage.release)
+            stack.callback(ledger.release_all, f"{run.run_id}:")
+            yield from self._orchestrate(plan_context, execution_plan, active, workers)
+        yield DagsterEvent.engine_event(
+            plan_context,
+            f"Budgeted executor finished: {workers.started} worker processes started, "
+            f"{workers.recycled} recycled",
+            EngineEventData(),
+        )
+
+    def _orchestrate(
+        self,
+        plan_context: PlanOrchestrationContext,
+        execution_plan: ExecutionPlan,
+        active: BudgetedActiveExecution,
+        workers: WorkerPool,
+    ) -> Iterator[DagsterEvent]:
+        stopping = False
+        errors: list[SerializableErrorInfo] = []
+        while (not stopping and not active.is_complete) or workers.busy():
+            if active.check_for_interrupts() and not stopping:
+                stopping = True
+                active.mark_interrupted()
+                yield DagsterEvent.engine_event(
+                    plan_context,
+                    "Budgeted executor: termination requested, interrupting running steps",
+                    EngineEventData.interrupted(list(workers.busy())),
+                )
+                for worker in workers.busy().values():
+                    worker.term_event.set()
+
+            if not stopping:
+                for step in active.get_steps_to_execute():
+                    yield from self._launch(plan_context, execution_plan, active, workers, step)
+                yield from active.concurrency_event_iterator(plan_context)
+
+            busy = workers.busy()
+            if busy:
+                waiting = stopping or active.waiting_for_resources()
+                ready = wait(
+                    [w.connection for w in busy.values()],
+                    timeout=RESOURCE_POLL_S if waiting else IDLE_POLL_S,
+                )
+                for step_key, worker in busy.items():
+                    if worker.connection in ready:
+                        yield from self._drain(
+                            plan_context, active, workers, step_key, worker, errors
+                        )
+            elif not active.is_complete and not stopping:
+                time.sleep(RESOURCE_POLL_S)
+
+            yield from active.plan_events_iterator(plan_context)
+
+        if stopping and all(
+            e.cls_name in {"DagsterExecutionInterruptedError", "KeyboardInterrupt"} for e in errors
+        ):
+            raise dg.DagsterExecutionInterruptedError()
+
+    def _launch(
+        self, plan_context, execution_plan, active, workers, step
+    ) -> Iterator[DagsterEvent]:
+        step_context = plan_context.for_step(step)
+        threads = active.threads_by_step[step.key]
+        try:
+            worker, warm = workers.acquire(threads, step.key)
+        except Exception:
+            error = serializable_error_info_from_exc_info(sys.exc_info())
+            yield DagsterEvent.engine_event(
+                step_context,
+                "could not start a worker process",
+                EngineEventData.engine_error(error),
+            )
+            event = self.log_failure_or_retry_event_after_error(
+                step_context, error, active.get_known_state()
+            )
+            active.handle_event(event)
+            active.release_step(step.key)
+            yield event
+            active.verify_complete(plan_context, step.key)
+            return
+        yield DagsterEvent.step_worker_starting(
+            step_context,
+            f'Running "{step.key}" with {threads} thread(s) in {"warm" if warm else "new"} worker {worker.pid}.',
+            metadata={"threads": threads, "worker pid": worker.pid, "warm worker": warm},
+        )
+        worker.connection.send(
+            StepCommand(
+                recon_job=plan_context.reconstructable_job,
+                dagster_run=plan_context.dagster_run,
+                run_config=plan_context.run_config,
+                step_key=step.key,
+                instance_ref=plan_context.instance.get_ref(),
+                retry_mode=self.retries,
+                known_state=active.get_known_state(),
+                repository_load_data=execution_plan.repository_load_data,
+            )
+        )
+
+    def _drain(
+        self, plan_context, active, workers, step_key, worker, errors
+    ) -> Iterator[DagsterEvent]:
+        """Forward everything the worker has sent; finish the step when it says so or dies."""
+        while worker.connection.poll():
+            try:
+                kind, payload = worker.connection.recv()
+            except (EOFError, OSError):
+                yield from self._worker_died(
+                    plan_context, active, workers, step_key, worker, errors
+                )
+                return
+            if kind == EVENT:
+                yield payload
+                active.handle_event(payload)
+                if payload.is_resource_init_failure:
+                    step_context = plan_context.for_step(active.get_step_by_key(step_key))
+                    event = self.log_failure_or_retry_event_after_error(
+                        step_context, payload.engine_event_data.error, active.get_known_state()
+                    )
+                    yield event
+                    active.handle_event(event)
+            elif kind == STEP_DONE:
+                workers.finish(step_key, payload)
+                active.release_step(step_key)
+                active.verify_complete(plan_context, step_key)
+                return
+            elif kind == WORKER_ERROR:
+                errors.append(payload)
+                yield from self._fail_step(
+                    plan_context, active, step_key, payload, "worker process error"
+                )
+                workers.discard(step_key)
+                active.release_step(step_key)
+                active.verify_complete(plan_context, step_key)
+                return
+
+    def _worker_died(
+        self, plan_context, active, workers, step_key, worker, errors
+    ) -> Iterator[DagsterEvent]:
+        worker.process.join(5)
+        explanation = get_run_crash_explanation(
+            prefix=f"Budgeted executor: worker process {worker.pid} running step {step_key}",
+            exit_code=worker.process.exitcode if worker.process.exitcode is not None else -1,
+        )
+        error = SerializableErrorInfo(message=explanation, stack=[], cls_name="WorkerProcessDied")
+        errors.append(error)
+        yield from self._fail_step(plan_context, active, step_key, error, explanation)
+        workers.discard(step_key)
+        active.release_step(step_key)
+        active.verify_complete(plan_context, step_key)
+
+    def _fail_step(self, plan_context, active, step_key, error, message) -> Iterator[DagsterEvent]:
+        step_context = plan_context.for_step(active.get_step_by_key(step_key))
+        yield DagsterEvent.engine_event(step_context, message, EngineEventData.engine_error(error))
+        event = self.log_failure_or_retry_event_after_error(
+            step_context, error, active.get_known_state()
+        )
+        yield event
+        active.handle_event(event)
+
+
+BUDGET_CONFIG = {
+    "cores": dg.Field(dg.Noneable(int), default_value=None, description="Cap on usable cores."),
+    "tf_loads": dg.Field(
+        dg.Noneable(int), default_value=None, description="Limit of pool tf_loads."
+    ),
+    "features": dg.Field(
+        dg.Noneable(int), default_value=None, description="Limit of pool features."
+    ),
+    "symbols": dg.Field(
+        dg.Noneable(int), default_value=None, description="Symbols in heavy stages at once."
+    ),
+    "training": dg.Field(
+        dg.Noneable(int), default_value=None, description="Limit of pool training."
+    ),
+    "training_threads": dg.Field(
+        dg.Noneable(int), default_value=None, description="Threads per training step."
+    ),
+    "feature_threads": dg.Field(
+        dg.Noneable(int), default_value=None, description="Threads per feature step."
+    ),
+    "blas_threads": dg.Field(
+        dg.Noneable(int), default_value=None, description="Cap of BLAS/OpenMP threads per step."
+    ),
+    "max_steps_per_worker": dg.Field(
+        int,
+        default_value=DEFAULT_MAX_STEPS_PER_WORKER,
+        description="Replace a warm worker after this many steps.",
+    ),
+    "max_worker_memory_growth_mb": dg.Field(
+        dg.Noneable(int),
+        default_value=None,
+        description="Replace a worker whose memory grew more than this; default: its share of memory.",
+    ),
+    "retries": get_retries_config(),
+}
+
+
+@dg.executor(
+    name="budgeted_executor",
+    config_schema=BUDGET_CONFIG,
+    requirements=dg.multiple_process_executor_requirements(),
+)
+def budgeted_executor(init_context: dg.InitExecutorContext) -> Executor:
+    """Pools plus a per-step CPU budget, in warm worker processes; see forex_assets.executor."""
+    config = init_context.executor_config
+    plan_fields = {f.name for f in dataclasses.fields(PlanSettings)}
+    return BudgetedExecutor(
+        ExecutorSettings(
+            plan=PlanSettings(**{k: v for k, v in config.items() if k in plan_fields}),
+            retries=RetryMode.from_config(config["retries"]),
+            max_steps_per_worker=config["max_steps_per_worker"],
+            max_worker_memory_growth_mb=config["max_worker_memory_growth_mb"],
+        )
+    )

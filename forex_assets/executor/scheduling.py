@@ -1,0 +1,234 @@
+"""Which ready step starts next: pool limits, thread budgets and the `symbols` stage slot.
+
+A ready step starts only when (1) its pool has a free slot in this run (the plan's limit,
+enforced locally so limits hold even on an ephemeral instance), (2) its thread budget
+fits in the machine-wide core ledger, (3) for a heavy step (pools `features` and
+`training`), this run holds a slot of the `symbols` pool, and (4) Dagster's instance
+pool admits it, which is what makes the limits hold across concurrent runs.
+
+Dagster's own claim loop backs off up to 15 s between attempts on a blocked pool; here a
+slot freed by a step of this run is handed to the next waiting step at once, and slots
+freed by other runs are noticed within `CROSS_RUN_POLL_S`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from dagster._core.execution.plan.active import ActiveExecution
+from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
+from dagster._core.execution.plan.step import ExecutionStep
+from dagster._core.instance import DagsterInstance
+from dagster._core.storage.tags import GLOBAL_CONCURRENCY_TAG, PRIORITY_TAG
+
+from forex_assets.compute.core_ledger import CoreLedger
+from forex_assets.compute.plan import ResourcePlan
+
+THREADS_TAG = "forex_assets/threads"
+HEAVY_POOLS = frozenset({"features", "training"})
+SYMBOLS_POOL = "symbols"
+SYMBOL_STAGE_KEY = "__symbol_heavy_stage__"
+CROSS_RUN_POLL_S = 0.1
+POOL_LIMITS_KV_KEY = "forex_assets/pool_limits_set_by_executor"
+
+
+def step_pool(step: ExecutionStep) -> str | None:
+    return step.pool or step.tags.get(GLOBAL_CONCURRENCY_TAG)
+
+
+def requested_threads(step: ExecutionStep, plan: ResourcePlan) -> int:
+    """Threads the step asked for via its `forex_assets/threads` tag, else its pool's share.
+
+    The tag holds a whole number or "all"; a bad value is an error, not a silent default.
+    """
+    raw = step.tags.get(THREADS_TAG)
+    if raw is None:
+        return plan.threads_for(step_pool(step))
+    if raw == "all":
+        return plan.cores
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(
+            f"step {step.key!r} has tag {THREADS_TAG}={raw!r}; it must be a whole number of "
+            "threads of at least 1, or 'all'."
+        )
+    return plan.threads_for(step_pool(step), int(raw))
+
+
+class FastConcurrencyContext(InstanceConcurrencyContext):
+    """Dagster's instance pool claims without the growing back-off."""
+
+    def claim(self, concurrency_key: str, step_key: str, step_priority: int = 0) -> bool:
+        claimed = super().claim(concurrency_key, step_key, step_priority)
+        if not claimed and step_key in self._pending_timeouts:
+            self._pending_timeouts[step_key] = time.time() + CROSS_RUN_POLL_S
+        return claimed
+
+    def free_step(self, step_key: str) -> None:
+        super().free_step(step_key)
+        for pending in self._pending_timeouts:  # a slot just opened: retry waiting steps now
+            self._pending_timeouts[pending] = 0.0
+
+
+class SymbolStage:
+    """This run's slot in the `symbols` pool, held from its first heavy step to its last."""
+
+    def __init__(
+        self, instance: DagsterInstance, run_id: str, heavy_steps: set[str], local_limit: int
+    ):
+        self._storage = instance.event_log_storage
+        self._shared = self._storage.supports_global_concurrency_limits
+        self._run_id = run_id
+        self._remaining = set(heavy_steps)
+        self._local_limit = local_limit
+        self.held = False
+        self.waiting_since: float | None = None
+
+    def admit(self) -> bool:
+        if self.held:
+            return True
+        if self._local_limit < 1:
+            return False
+        if self._shared:
+            status = self._storage.claim_concurrency_slot(
+                SYMBOLS_POOL, self._run_id, SYMBOL_STAGE_KEY, 0
+            )
+            if not status.is_claimed:
+                self.waiting_since = self.waiting_since or time.time()
+                return False
+        self.held = True
+        return True
+
+    def step_finished(self, step_key: str) -> None:
+        self._remaining.discard(step_key)
+        if self.held and not self._remaining:
+            self.release()
+
+    def release(self) -> None:
+        if self._shared:
+            # Also withdraws a pending claim, so a finished run never blocks the queue.
+            self._storage.free_concurrency_slot_for_step(self._run_id, SYMBOL_STAGE_KEY)
+        self.held = False
+
+
+class BudgetedActiveExecution(ActiveExecution):
+    """Dagster's plan state machine with budget-aware admission of ready steps."""
+
+    def __init__(
+        self,
+        *args,
+        plan: ResourcePlan,
+        ledger: CoreLedger,
+        run_id: str,
+        symbol_stage: SymbolStage,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self._budget_plan = plan
+        self._ledger = ledger
+        self._run_id = run_id
+        self._symbol_stage = symbol_stage
+        self.threads_by_step: dict[str, int] = {}
+
+    def ledger_holder(self, step_key: str) -> str:
+        return f"{self._run_id}:{step_key}"
+
+    def get_steps_to_execute(self, limit: int | None = None) -> Sequence[ExecutionStep]:
+        self._update()
+        if not self._executable:
+            return []
+        steps = sorted((self.get_step_by_key(k) for k in self._executable), key=self._sort_key_fn)
+        in_flight = Counter(step_pool(self.get_step_by_key(k)) for k in self._in_flight)
+        free_cores = self._ledger.capacity - self._ledger.held()
+        batch: list[ExecutionStep] = []
+        for step in steps:
+            if limit is not None and len(batch) >= limit:
+                break
+            pool = step_pool(step)
+            if (
+                pool in self._budget_plan.pool_limits
+                and in_flight[pool] >= self._budget_plan.pool_limits[pool]
+            ):
+                continue
+            threads = requested_threads(step, self._budget_plan)
+            if threads > free_cores:
+                continue
+            if pool in HEAVY_POOLS and not self._symbol_stage.admit():
+                continue
+            if not self._ledger.try_acquire(self.ledger_holder(step.key), threads):
+                free_cores = 0  # another run took the cores since we looked
+                continue
+            if pool and self._instance_concurrency_context:
+                priority = _priority(step)
+                if not self._instance_concurrency_context.claim(pool, step.key, priority):
+                    self._ledger.release(self.ledger_holder(step.key))
+                    continue
+            free_cores -= threads
+            in_flight[pool] += 1
+            self.threads_by_step[step.key] = threads
+            batch.append(step)
+        for step in batch:
+            self._in_flight.add(step.key)
+            self._executable.remove(step.key)
+            self._prep_for_dynamic_outputs(step)
+        return batch
+
+    def waiting_for_resources(self) -> bool:
+        """Ready steps exist but none could start: poll again soon."""
+        return bool(self._executable)
+
+    def release_step(self, step_key: str) -> None:
+        self._ledger.release(self.ledger_holder(step_key))
+        self.threads_by_step.pop(step_key, None)
+        self._symbol_stage.step_finished(step_key)
+
+
+def _priority(step: ExecutionStep) -> int:
+    try:
+        return int(step.tags.get(PRIORITY_TAG, 0))
+    except ValueError:
+        return 0
+
+
+def sync_instance_pool_limits(
+    instance: DagsterInstance, plan: ResourcePlan, log: Callable[[str], None]
+) -> dict[str, int]:
+    """Write the plan's pool limits into the instance so they hold across runs.
+
+    A limit somebody set by hand (UI, `dagster instance concurrency set`) differs from the
+    one this executor last wrote; that limit is the user's decision and wins, also for this
+    run's local admission. Returns the limits in force.
+    """
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        log(
+            "instance storage does not enforce pools (ephemeral instance): limits hold within this run only"
+        )
+        return dict(plan.pool_limits)
+    current = {pool.name: pool for pool in storage.get_pool_limits()}
+    recorded_raw = instance.run_storage.get_cursor_values({POOL_LIMITS_KV_KEY}).get(
+        POOL_LIMITS_KV_KEY
+    )
+    recorded: dict[str, int] = json.loads(recorded_raw) if recorded_raw else {}
+    in_force: dict[str, int] = {}
+    for pool, limit in plan.pool_limits.items():
+        existing = current.get(pool)
+        user_set = (
+            existing is not None
+            and not existing.from_default
+            and existing.limit != recorded.get(pool)
+        )
+        if user_set:
+            in_force[pool] = existing.limit
+            log(
+                f"pool {pool}: keeping the limit {existing.limit} set on the instance (plan: {limit})"
+            )
+            continue
+        if existing is None or existing.from_default or existing.limit != limit:
+            storage.set_concurrency_slots(pool, limit)
+        recorded[pool] = limit
+        in_force[pool] = limit
+    instance.run_storage.set_cursor_values({POOL_LIMITS_KV_KEY: json.dumps(recorded)})
+    return in_force
