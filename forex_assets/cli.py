@@ -89,6 +89,16 @@ def train(symbol: str) -> int:
     except UnknownSymbolError as exc:
         print(f"--symbol: {exc}", file=sys.stderr)
         return 2
+    from forex_assets.compute.plan import PlanSettings
+    from forex_assets.compute.thread_budget import apply_budget
+    from forex_assets.executor.budgeted import resolve_plan
+
+    # In this process steps run one at a time with the whole plan's cores; nothing here can
+    # guarantee that no other run shares the machine, so OpenMP waits passively.
+    resource_plan, messages = resolve_plan(PlanSettings())
+    for message in messages:
+        print(f"warning: {message}", file=sys.stderr)
+    apply_budget(resource_plan.cores, resource_plan.blas_threads_cap, exact=False)
     instance = _instance()
     if register_symbols(instance, [symbol]):
         print(f"added {symbol} to the '{SYMBOLS_PARTITION_SET}' partitions")
@@ -142,6 +152,20 @@ def symbols(action: str, names: Sequence[str]) -> int:
     return 0
 
 
+def plan() -> int:
+    """Print the resource plan this machine gets, and why."""
+    from forex_assets.compute.plan import PlanSettings
+    from forex_assets.executor.budgeted import resolve_plan
+
+    resource_plan, messages = resolve_plan(PlanSettings())
+    width = max(len(row[0]) for row in resource_plan.as_rows())
+    for figure, value, why in resource_plan.as_rows():
+        print(f"{figure:<{width}}  {value:>10}  {why}")
+    for message in messages:
+        print(f"warning: {message}", file=sys.stderr)
+    return 0
+
+
 def query(sql: str) -> int:
     from forex_assets.storage.catalog import DuckDBCatalog
 
@@ -160,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     symbols_cmd = commands.add_parser("symbols", help="list or add symbol partitions")
     symbols_cmd.add_argument("action", choices=["list", "add"])
     symbols_cmd.add_argument("names", nargs="*")
+    commands.add_parser("plan", help="show the resource plan (cores, pools, threads per step)")
     query_cmd = commands.add_parser("query", help="run SQL against the DuckDB catalog views")
     query_cmd.add_argument("sql")
     args = parser.parse_args(argv)
@@ -167,4 +192,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return train(args.symbol)
     if args.command == "symbols":
         return symbols(args.action, args.names)
+    if args.command == "plan":
+        return plan()
     return query(args.sql)

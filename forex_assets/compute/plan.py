@@ -104,12 +104,22 @@ class ResourcePlan:
             ("usable memory", f"{self.memory_bytes / GiB:.1f} GiB", self.reasons.get("memory", "")),
         ]
         rows += [(f"pool {p}", str(self.pool_limits[p]), self.reasons.get(p, "")) for p in POOLS]
+        # reasons are keyed by the setting behind each figure ("feature_threads", "blas_threads")
+        thread_reasons = {"features": "feature_threads"}
         rows += [
-            (f"threads per {p} step", str(n), self.reasons.get(f"{p}_threads", ""))
+            (
+                f"threads per {p} step",
+                str(n),
+                self.reasons.get(thread_reasons.get(p, f"{p}_threads"), ""),
+            )
             for p, n in self.step_threads.items()
         ]
         rows.append(
-            ("BLAS/OpenMP threads cap", str(self.blas_threads_cap), self.reasons.get("blas", ""))
+            (
+                "BLAS/OpenMP threads cap",
+                str(self.blas_threads_cap),
+                self.reasons.get("blas_threads", ""),
+            )
         )
         return rows
 

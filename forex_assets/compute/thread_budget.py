@@ -56,20 +56,22 @@ def apply_budget(
     blas = max(1, min(threads, blas_cap or threads))
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=blas)
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         torch.set_num_threads(threads)
     if "numba" in sys.modules:
         numba = sys.modules["numba"]
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    # Last: torch.set_num_threads and numba's OpenMP threading layer both call
+    # omp_set_num_threads, which would lift the OpenMP pools past `blas_cap` again.
+    threadpool_limits(limits=blas)
     return library_threads()
 
 
 def step_threads() -> int:
     """This step's thread budget (the whole usable machine outside a budgeted executor)."""
     raw = os.environ.get(STEP_THREADS_ENV, "")
-    if raw.isdigit() and int(raw) > 0:
+    if raw.isdecimal() and int(raw) > 0:  # not isdigit(): int("²") raises
         return int(raw)
     from forex_assets.compute.machine import detect_machine
 

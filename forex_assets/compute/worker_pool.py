@@ -10,12 +10,17 @@ so the whole tree of processes and threads stays inside the step's share.
 
 from __future__ import annotations
 
-import multiprocessing
+import functools
+import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
+from multiprocessing.context import SpawnContext, SpawnProcess
 
-from forex_assets.compute.thread_budget import apply_budget, step_threads
+from forex_assets.compute.thread_budget import apply_budget, budget_environment, step_threads
+
+_environment_lock = threading.Lock()
 
 
 def nested_workers(threads_per_task: int = 1, tasks: int | None = None) -> int:
@@ -30,6 +35,39 @@ def _initialize_worker(threads: int) -> None:
     apply_budget(threads)
 
 
+class _BudgetedSpawnProcess(SpawnProcess):
+    """A spawned worker that starts with its budget in its environment.
+
+    The initializer comes too late for polars, which fixes its pool size when it loads:
+    unpickling the initializer imports this package, and with it polars.
+    """
+
+    def __init__(self, *args, budget: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._budget = budget
+
+    def start(self) -> None:
+        with _environment_lock:
+            saved = {name: os.environ.get(name) for name in self._budget}
+            os.environ.update(self._budget)
+            try:
+                super().start()
+            finally:
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+
+
+def _budgeted_spawn_context(threads: int) -> SpawnContext:
+    context = SpawnContext()
+    context.Process = functools.partial(  # type: ignore[method-assign]
+        _BudgetedSpawnProcess, budget=budget_environment(threads)
+    )
+    return context
+
+
 @contextmanager
 def budgeted_process_pool(
     threads_per_task: int = 1, tasks: int | None = None
@@ -39,7 +77,7 @@ def budgeted_process_pool(
     threads = max(1, min(threads_per_task, step_threads()))
     with ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=_budgeted_spawn_context(threads),
         initializer=_initialize_worker,
         initargs=(threads,),
     ) as pool:

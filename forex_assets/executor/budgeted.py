@@ -92,6 +92,8 @@ class BudgetedExecutor(Executor):
             plan_context.log.warning(message)
         notes: list[str] = []
         limits = sync_instance_pool_limits(plan_context.instance, plan, notes.append)
+        for note in notes:
+            plan_context.log.info(note)
         plan = dataclasses.replace(plan, pool_limits=limits)
         growth_mb = self._settings.max_worker_memory_growth_mb
         growth = (

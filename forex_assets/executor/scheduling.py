@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+import sqlalchemy.exc
 from dagster._core.execution.plan.active import ActiveExecution
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 from dagster._core.execution.plan.step import ExecutionStep
@@ -227,8 +228,23 @@ def sync_instance_pool_limits(
             )
             continue
         if existing is None or existing.from_default or existing.limit != limit:
-            storage.set_concurrency_slots(pool, limit)
+            _retry_write(lambda pool=pool, limit=limit: storage.set_concurrency_slots(pool, limit))
         recorded[pool] = limit
         in_force[pool] = limit
-    instance.run_storage.set_cursor_values({POOL_LIMITS_KV_KEY: json.dumps(recorded)})
+    _retry_write(
+        lambda: instance.run_storage.set_cursor_values({POOL_LIMITS_KV_KEY: json.dumps(recorded)})
+    )
     return in_force
+
+
+def _retry_write(write: Callable[[], object], attempts: int = 8) -> None:
+    """Runs starting together race to create the same pool rows (a unique-key conflict on
+    SQLite, a lock timeout elsewhere); the loser retries and then finds the row in place."""
+    for attempt in range(attempts):
+        try:
+            write()
+            return
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))

@@ -48,12 +48,15 @@ class Worker:
     def pid(self) -> int:
         return int(self.process.pid or 0)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def request_stop(self) -> None:
         try:
             if self.process.is_alive():
                 self.connection.send(None)
         except (OSError, ValueError):
             pass
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.request_stop()
         self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()
@@ -165,7 +168,10 @@ class WorkerPool:
         return dict(self._busy)
 
     def shutdown(self) -> None:
-        for worker in [*self._idle, *self._busy.values()]:
+        workers = [*self._idle, *self._busy.values()]
+        for worker in workers:  # let them all wind down at once, then wait
+            worker.request_stop()
+        for worker in workers:
             worker.stop()
         self._idle.clear()
         self._busy.clear()

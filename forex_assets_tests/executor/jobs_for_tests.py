@@ -1,0 +1,122 @@
+"""Small jobs that exercise the budgeted executor; importable by its worker processes."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from forex_assets.executor import budgeted_executor
+
+STEP_SECONDS = 0.4
+PROBE_DIR_ENV = "FOREX_TEST_PROBE_DIR"
+
+
+def _probe_dir() -> Path:
+    return Path(os.environ[PROBE_DIR_ENV])
+
+
+def _sleeper(name: str, pool: str) -> dg.OpDefinition:
+    @dg.op(name=name, pool=pool)
+    def sleeper() -> None:
+        time.sleep(STEP_SECONDS)
+
+    return sleeper
+
+
+@dg.job(executor_def=budgeted_executor)
+def pool_job():
+    for i in range(6):
+        _sleeper(f"load_{i}", "tf_loads")()
+
+
+@dg.job(executor_def=budgeted_executor)
+def heavy_job():
+    for i in range(3):
+        _sleeper(f"train_{i}", "training")()
+
+
+def _library_threads(name: str) -> dict:
+    import lightgbm
+    import numpy as np
+    import numba
+    import polars
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from forex_assets.compute.thread_budget import lightgbm_threads, step_threads
+
+    x = np.random.default_rng(0).random((500, 4))
+    y = (x[:, 0] > 0.5).astype(int)
+    params = {"objective": "binary", "verbose": -1, **lightgbm_threads()}
+    booster = lightgbm.train(params, lightgbm.Dataset(x, y), num_boost_round=3)
+    report = {
+        "step": name,
+        "pid": os.getpid(),
+        "step_threads": step_threads(),
+        "torch": torch.get_num_threads(),
+        "polars": polars.thread_pool_size(),
+        "numba": numba.get_num_threads(),
+        "lightgbm": int(booster.params["num_threads"]),
+        "openmp": sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"}),
+        "blas": sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}),
+    }
+    (_probe_dir() / f"{name}.json").write_text(json.dumps(report))
+    return report
+
+
+@dg.op(tags={"forex_assets/threads": "2"})
+def probe_two_threads() -> None:
+    _library_threads("two")
+
+
+@dg.op(tags={"forex_assets/threads": "1"})
+def probe_one_thread() -> None:
+    _library_threads("one")
+
+
+@dg.job(executor_def=budgeted_executor)
+def probe_job():
+    probe_two_threads()
+    probe_one_thread()
+
+
+@dg.op(pool="tf_loads")
+def killable() -> None:
+    """Waits to be killed, unless the marker says a previous attempt already was."""
+    marker = _probe_dir() / "killed_once"
+    if marker.exists():
+        return
+    (_probe_dir() / "killable.pid").write_text(str(os.getpid()))
+    time.sleep(120)
+
+
+@dg.op
+def downstream(_after) -> None:
+    (_probe_dir() / "downstream_ran").write_text("yes")
+
+
+@dg.op
+def upstream_ok() -> int:
+    return 1
+
+
+@dg.job(executor_def=budgeted_executor)
+def crash_job():
+    killable()
+    downstream(upstream_ok())
+
+
+@dg.op
+def no_op() -> None:
+    pass
+
+
+@dg.job(executor_def=budgeted_executor)
+def recycle_job():
+    for i in range(5):
+        no_op.alias(f"noop_{i}")()
+
+
+defs = dg.Definitions(jobs=[pool_job, heavy_job, probe_job, crash_job, recycle_job])

@@ -1,0 +1,202 @@
+"""The budgeted executor on a real Dagster instance: pools, budgets, crashes, reuse."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from forex_assets.compute.core_ledger import CoreLedger, default_ledger_path
+from forex_assets_tests.executor import jobs_for_tests
+from forex_assets_tests.executor.jobs_for_tests import PROBE_DIR_ENV
+
+REPO = Path(__file__).resolve().parents[2]
+JOBS_MODULE = "forex_assets_tests.executor.jobs_for_tests"
+
+
+@pytest.fixture
+def dagster_home(tmp_path, monkeypatch):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    monkeypatch.setenv(PROBE_DIR_ENV, str(probes))
+    return home
+
+
+@pytest.fixture
+def instance(dagster_home):
+    with dg.DagsterInstance.from_config(str(dagster_home)) as persistent:
+        yield persistent
+
+
+def _run(instance, job, run_config=None, **kwargs):
+    config = {"execution": {"config": run_config or {}}}
+    with dg.execute_job(dg.reconstructable(job), instance=instance, run_config=config, **kwargs) as result:
+        return result
+
+
+def _intervals(instance, run_id: str) -> dict[str, tuple[float, float]]:
+    starts, ends = {}, {}
+    for record in instance.get_records_for_run(run_id).records:
+        event = record.event_log_entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            starts[event.step_key] = record.event_log_entry.timestamp
+        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            ends[event.step_key] = record.event_log_entry.timestamp
+    return {k: (starts[k], ends[k]) for k in starts if k in ends}
+
+
+def _max_overlap(intervals) -> int:
+    points = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda p: (p[0], p[1]))
+    running = peak = 0
+    for _, delta in points:
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def test_pool_limit_holds_within_a_run_and_parallelism_is_used(instance):
+    result = _run(instance, jobs_for_tests.pool_job, {"tf_loads": 2})
+    assert result.success
+    intervals = _intervals(instance, result.run_id)
+    assert len(intervals) == 6
+    assert _max_overlap(intervals.values()) == 2  # bounded by the pool, and the pool is used
+
+
+def test_pool_limit_of_one_serializes_steps(instance):
+    result = _run(instance, jobs_for_tests.pool_job, {"tf_loads": 1})
+    assert result.success
+    assert _max_overlap(_intervals(instance, result.run_id).values()) == 1
+
+
+def test_plan_is_written_to_the_event_log(instance):
+    result = _run(instance, jobs_for_tests.pool_job, {"tf_loads": 2})
+    messages = [r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records]
+    plan = next(m for m in messages if m.startswith("Resource plan:"))
+    assert "tf_loads=2" in plan and "cores" in plan
+    limits = {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}
+    assert limits["tf_loads"] == 2  # synced into the instance for other runs
+
+
+def test_limit_set_by_hand_on_the_instance_wins(instance):
+    _run(instance, jobs_for_tests.pool_job, {"tf_loads": 2})
+    instance.event_log_storage.set_concurrency_slots("tf_loads", 1)
+    result = _run(instance, jobs_for_tests.pool_job, {"tf_loads": 2})
+    assert _max_overlap(_intervals(instance, result.run_id).values()) == 1
+    messages = " ".join(r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records)
+    assert "keeping the limit 1 set on the instance" in messages
+
+
+def _concurrent_cli_runs(dagster_home: Path, job: str, run_config: str, count: int = 2) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    config_file = dagster_home / f"{job}.yaml"
+    config_file.write_text(run_config)
+    command = [sys.executable, "-m", "dagster", "job", "execute", "-m", JOBS_MODULE, "-j", job, "-c", str(config_file)]
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(count)]
+    outputs = [p.communicate(timeout=300)[0].decode() for p in processes]
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, output[-3000:]
+
+
+def test_pool_limit_holds_across_two_concurrent_runs(dagster_home, instance):
+    _concurrent_cli_runs(dagster_home, "pool_job", "execution:\n  config:\n    tf_loads: 1\n")
+    runs = instance.get_run_records()
+    assert len(runs) == 2 and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    intervals = [i for r in runs for i in _intervals(instance, r.dagster_run.run_id).values()]
+    assert len(intervals) == 12
+    assert _max_overlap(intervals) == 1
+    assert instance.event_log_storage.get_concurrency_info("tf_loads").active_slot_count == 0
+
+
+def test_symbols_limit_bounds_heavy_stages_across_runs(dagster_home, instance):
+    _concurrent_cli_runs(dagster_home, "heavy_job", "execution:\n  config:\n    symbols: 1\n    training: 3\n")
+    runs = instance.get_run_records()
+    assert len(runs) == 2
+    spans = []
+    for record in runs:
+        intervals = _intervals(instance, record.dagster_run.run_id).values()
+        assert _max_overlap(intervals) >= 1
+        spans.append((min(s for s, _ in intervals), max(e for _, e in intervals)))
+    (a_start, a_end), (b_start, b_end) = sorted(spans)
+    assert a_end <= b_start  # one symbol's heavy stage at a time
+    assert instance.event_log_storage.get_concurrency_info("symbols").active_slot_count == 0
+
+
+def test_each_step_sees_its_thread_budget_in_every_library(instance, tmp_path):
+    result = _run(instance, jobs_for_tests.probe_job)
+    assert result.success
+    probes = Path(os.environ[PROBE_DIR_ENV])
+    two = json.loads((probes / "two.json").read_text())
+    one = json.loads((probes / "one.json").read_text())
+    for report, budget in ((two, 2), (one, 1)):
+        assert report["step_threads"] == budget
+        assert report["torch"] == budget
+        assert report["polars"] == budget
+        assert report["numba"] == budget
+        assert report["lightgbm"] == budget
+        assert report["openmp"] and set(report["openmp"]) == {budget}
+        assert not report["blas"] or set(report["blas"]) == {budget}
+    assert two["pid"] != one["pid"]  # different budgets run in different workers
+
+
+def test_killed_worker_fails_its_step_frees_its_slot_and_run_reexecutes(instance):
+    probes = Path(os.environ[PROBE_DIR_ENV])
+
+    def kill_when_started() -> None:
+        pid_file = probes / "killable.pid"
+        deadline = time.time() + 120
+        while not pid_file.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_when_started)
+    killer.start()
+    failed = _run(instance, jobs_for_tests.crash_job, raise_on_error=False)
+    killer.join()
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.is_step_failure)
+    assert failure.step_key == "killable"
+    message = failure.step_failure_data.error.message
+    assert "worker process" in message and "killable" in message and "signal 9" in message.lower().replace("sigkill", "signal 9")
+    assert (probes / "downstream_ran").exists()  # independent steps were not affected
+    assert instance.event_log_storage.get_concurrency_info("tf_loads").active_slot_count == 0
+    assert CoreLedger(default_ledger_path(), 2).held() == 0
+
+    (probes / "killed_once").write_text("yes")
+    options = dg.ReexecutionOptions.from_failure(failed.run_id, instance)
+    with dg.execute_job(dg.reconstructable(jobs_for_tests.crash_job), instance=instance, reexecution_options=options) as again:
+        assert again.success
+        executed = {e.step_key for e in again.all_events if e.is_step_success}
+    assert executed == {"killable"}
+
+
+def test_workers_are_reused_and_recycled(instance):
+    result = _run(instance, jobs_for_tests.recycle_job, {"max_steps_per_worker": 2, "cores": 1})
+    assert result.success
+    messages = [r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records]
+    starting = [m for m in messages if m.startswith('Running "noop_')]
+    assert len(starting) == 5
+    assert sum("in warm worker" in m for m in starting) == 2  # steps 2 and 4 reuse a worker
+    summary = next(m for m in messages if m.startswith("Budgeted executor finished"))
+    assert "3 worker processes started, 2 recycled" in summary
+
+
+def test_invalid_environment_override_is_reported_not_fatal(instance, monkeypatch):
+    monkeypatch.setenv("FOREX_BOT_MAX_CONCURRENT_TF_LOADS", "lots")
+    result = _run(instance, jobs_for_tests.pool_job)
+    assert result.success
+    messages = " ".join(r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records)
+    assert "FOREX_BOT_MAX_CONCURRENT_TF_LOADS='lots' is not a whole number; using 2 instead." in messages
