@@ -62,9 +62,7 @@ class _BudgetedSpawnProcess(SpawnProcess):
 
 def _budgeted_spawn_context(threads: int) -> SpawnContext:
     context = SpawnContext()
-    context.Process = functools.partial(  # type: ignore[method-assign]
-        _BudgetedSpawnProcess, budget=budget_environment(threads)
-    )
+    context.Process = functools.partial(_BudgetedSpawnProcess, budget=budget_environment(threads))
     return context
 
 

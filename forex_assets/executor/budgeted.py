@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -27,7 +28,6 @@ from dagster._core.execution.plan.plan import ExecutionPlan
 from dagster._core.execution.retries import RetryMode, get_retries_config
 from dagster._core.executor.base import Executor
 from dagster._core.storage.tags import PARTITION_NAME_TAG
-from dagster._utils import get_run_crash_explanation
 from dagster._utils.error import SerializableErrorInfo, serializable_error_info_from_exc_info
 
 from forex_assets.compute.core_ledger import CoreLedger, default_ledger_path
@@ -291,10 +291,7 @@ class BudgetedExecutor(Executor):
         self, plan_context, active, workers, step_key, worker, errors
     ) -> Iterator[DagsterEvent]:
         worker.process.join(5)
-        explanation = get_run_crash_explanation(
-            prefix=f"Budgeted executor: worker process {worker.pid} running step {step_key}",
-            exit_code=worker.process.exitcode if worker.process.exitcode is not None else -1,
-        )
+        explanation = worker_death_explanation(worker.pid, step_key, worker.process.exitcode)
         error = SerializableErrorInfo(message=explanation, stack=[], cls_name="WorkerProcessDied")
         errors.append(error)
         yield from self._fail_step(plan_context, active, step_key, error, explanation)
@@ -310,6 +307,24 @@ class BudgetedExecutor(Executor):
         )
         yield event
         active.handle_event(event)
+
+
+def worker_death_explanation(pid: int, step_key: str, exit_code: int | None) -> str:
+    if exit_code is not None and exit_code < 0:
+        number = -exit_code
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "unknown signal"
+        how = f"was terminated by signal {number} ({name})"
+        if number == signal.SIGKILL:
+            how += ", which comes from the kernel's out-of-memory killer or from an operator"
+    else:
+        how = f"exited with code {exit_code}"
+    return (
+        f"worker process {pid} running step {step_key!r} {how}. The step failed; its cores and "
+        "pool slot were released. Re-execute the run from the failure once the cause is fixed."
+    )
 
 
 BUDGET_CONFIG = {

@@ -33,6 +33,10 @@ HEAVY_POOLS = frozenset({"features", "training"})
 SYMBOLS_POOL = "symbols"
 SYMBOL_STAGE_KEY = "__symbol_heavy_stage__"
 CROSS_RUN_POLL_S = 0.1
+# A step that has waited this long for cores reserves them: no step behind it starts until
+# it does. Long enough for small steps to fill short gaps, short next to the minutes a
+# wide (training) step runs, so a wide step never starves behind a stream of narrow ones.
+STARVATION_S = 5.0
 POOL_LIMITS_KV_KEY = "forex_assets/pool_limits_set_by_executor"
 
 
@@ -132,6 +136,7 @@ class BudgetedActiveExecution(ActiveExecution):
         self._run_id = run_id
         self._symbol_stage = symbol_stage
         self.threads_by_step: dict[str, int] = {}
+        self._waiting_for_cores: dict[str, float] = {}
 
     def ledger_holder(self, step_key: str) -> str:
         return f"{self._run_id}:{step_key}"
@@ -155,7 +160,11 @@ class BudgetedActiveExecution(ActiveExecution):
                 continue
             threads = requested_threads(step, self._budget_plan)
             if threads > free_cores:
+                since = self._waiting_for_cores.setdefault(step.key, time.monotonic())
+                if time.monotonic() - since > STARVATION_S:
+                    break  # reserve the cores for this step: start nothing behind it
                 continue
+            self._waiting_for_cores.pop(step.key, None)
             if pool in HEAVY_POOLS and not self._symbol_stage.admit():
                 continue
             if not self._ledger.try_acquire(self.ledger_holder(step.key), threads):

@@ -39,8 +39,8 @@ def heavy_job():
 
 def _library_threads(name: str) -> dict:
     import lightgbm
-    import numpy as np
     import numba
+    import numpy as np
     import polars
     import torch
     from threadpoolctl import threadpool_info
