@@ -115,7 +115,9 @@ def test_padded_and_signed_whole_numbers_are_used(variable, raw):
     assert getattr(env_settings, MAPPING[variable]) == 6
 
 
-@pytest.mark.parametrize("raw", ["٣", "３", "৩"])  # Arabic-Indic, fullwidth, Bengali three
+@pytest.mark.parametrize(
+    "raw", ["\u0663", "\uff13", "\u09e9"]
+)  # Arabic-Indic, fullwidth, Bengali 3
 def test_unicode_decimal_digits_are_whole_numbers(raw):
     env_settings, issues = settings_from_env({"FOREX_BOT_FEATURE_WORKERS": raw}, cores=CORES)
     assert issues == []

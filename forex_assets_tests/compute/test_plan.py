@@ -42,8 +42,9 @@ def memory_bound(memory: int, pool: str) -> int:
 
 
 def assert_invariants(
-    plan: ResourcePlan, machine_cores: int, explicit: PlanSettings = PlanSettings()
+    plan: ResourcePlan, machine_cores: int, explicit: PlanSettings | None = None
 ) -> None:
+    explicit = explicit or PlanSettings()
     assert 1 <= plan.cores <= machine_cores
     assert set(plan.pool_limits) == set(POOLS)
     for pool, limit in plan.pool_limits.items():
@@ -235,7 +236,9 @@ def test_explicit_pool_limits_are_clamped_to_the_chosen_cores():
 
 
 def test_explicit_thread_settings_shape_derived_limits():
-    plan = plan_resources(machine(64, 4 * TiB), PlanSettings(training_threads=16, feature_threads=2))
+    plan = plan_resources(
+        machine(64, 4 * TiB), PlanSettings(training_threads=16, feature_threads=2)
+    )
     assert plan.step_threads == {"tf_loads": 1, "features": 2, "training": 16}
     assert plan.pool_limits["training"] == 4
     assert plan.pool_limits["features"] == 32

@@ -83,9 +83,8 @@ def test_nested_workers_rejects_tasks_without_threads(monkeypatch, per_task):
     monkeypatch.setenv(STEP_THREADS_ENV, "8")
     with pytest.raises(ValueError, match=rf"threads_per_task={per_task} must be at least 1"):
         nested_workers(per_task)
-    with pytest.raises(ValueError, match="threads_per_task"):
-        with budgeted_process_pool(per_task):
-            pass
+    with pytest.raises(ValueError, match="threads_per_task"), budgeted_process_pool(per_task):
+        pass
 
 
 def test_nested_workers_outside_a_step_uses_the_machine(monkeypatch):
