@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 STEP_THREADS_ENV = "FOREX_ASSETS_STEP_THREADS"
 BLAS_THREAD_VARIABLES = (
@@ -43,6 +46,32 @@ def budget_environment(
     environment[STEP_THREADS_ENV] = str(threads)
     environment["OMP_WAIT_POLICY"] = "ACTIVE" if exact else "PASSIVE"
     return environment
+
+
+_environment_lock = threading.Lock()
+
+
+@contextmanager
+def environment_for_children(threads: int, blas_cap: int | None = None) -> Iterator[None]:
+    """Within this block, processes started (spawned) by this one inherit the budget.
+
+    A spawned child copies its parent's environment at start; that is the only way to
+    reach libraries that read their thread count once, at import, before any of our code
+    runs in the child (polars imports with this package). The lock keeps two threads from
+    interleaving their changes; the parent's own environment is restored afterwards.
+    """
+    budget = budget_environment(threads, blas_cap)
+    with _environment_lock:
+        saved = {name: os.environ.get(name) for name in budget}
+        os.environ.update(budget)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def apply_budget(

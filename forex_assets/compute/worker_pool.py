@@ -11,16 +11,12 @@ so the whole tree of processes and threads stays inside the step's share.
 from __future__ import annotations
 
 import functools
-import os
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from multiprocessing.context import SpawnContext, SpawnProcess
 
-from forex_assets.compute.thread_budget import apply_budget, budget_environment, step_threads
-
-_environment_lock = threading.Lock()
+from forex_assets.compute.thread_budget import apply_budget, environment_for_children, step_threads
 
 
 def nested_workers(threads_per_task: int = 1, tasks: int | None = None) -> int:
@@ -42,27 +38,18 @@ class _BudgetedSpawnProcess(SpawnProcess):
     unpickling the initializer imports this package, and with it polars.
     """
 
-    def __init__(self, *args, budget: dict[str, str], **kwargs):
+    def __init__(self, *args, threads: int, **kwargs):
         super().__init__(*args, **kwargs)
-        self._budget = budget
+        self._threads = threads
 
     def start(self) -> None:
-        with _environment_lock:
-            saved = {name: os.environ.get(name) for name in self._budget}
-            os.environ.update(self._budget)
-            try:
-                super().start()
-            finally:
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
+        with environment_for_children(self._threads):
+            super().start()
 
 
 def _budgeted_spawn_context(threads: int) -> SpawnContext:
     context = SpawnContext()
-    context.Process = functools.partial(_BudgetedSpawnProcess, budget=budget_environment(threads))
+    context.Process = functools.partial(_BudgetedSpawnProcess, threads=threads)
     return context
 
 

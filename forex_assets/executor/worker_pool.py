@@ -10,14 +10,12 @@ oldest budget first.
 from __future__ import annotations
 
 import multiprocessing
-import os
-import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from forex_assets.compute.thread_budget import budget_environment
+from forex_assets.compute.thread_budget import environment_for_children
 from forex_assets.executor.step_worker import (
     READY,
     WORKER_ERROR,
@@ -26,7 +24,6 @@ from forex_assets.executor.step_worker import (
 )
 
 WORKER_START_TIMEOUT_S = 300.0
-_environment_lock = threading.Lock()
 
 
 class WorkerStartError(RuntimeError):
@@ -100,14 +97,8 @@ class WorkerPool:
         )
         # A spawned child inherits the environment at start(): that is how the budget reaches
         # libraries that read it once, at import, before any code of ours runs there.
-        with _environment_lock:
-            saved = dict(os.environ)
-            os.environ.update(budget_environment(threads, self._blas_cap))
-            try:
-                process.start()
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
+        with environment_for_children(threads, self._blas_cap):
+            process.start()
         child.close()
         worker = Worker(process, parent, term_event, threads)
         if not parent.poll(WORKER_START_TIMEOUT_S):
