@@ -5,7 +5,10 @@ A benchmark is a module ``bench/bench_<name>.py`` with:
 - ``DESCRIPTION``: one line saying what it measures;
 - ``run(config: BenchConfig) -> BenchResult``: verify correctness first (raise
   `BenchCheckError` on any mismatch), then time "ours" and, where there is one, an
-  "anchor" (the straightforward approach a user would otherwise write) side by side.
+  "anchor" (the straightforward approach a user would otherwise write) side by side;
+- optionally ``DEFAULT_CONFIG``: a dict of `BenchConfig` fields that replace the global
+  defaults for this benchmark when the command line does not set them (a benchmark whose
+  single run takes minutes defaults to ``{"repeats": 1}``).
 
 `bench.run` discovers the modules, runs the requested ones and prints their tables.
 """
@@ -63,10 +66,17 @@ class BenchRow:
     ours: Measurement
     anchor: Measurement | None = None
     anchor_does: str = ""
+    # Why this row was not measured (e.g. the machine is too small); rendered instead of numbers.
+    skipped: str = ""
+
+    @classmethod
+    def skip(cls, name: str, reason: str) -> BenchRow:
+        """A row that says it was not measured, and why, instead of showing made-up numbers."""
+        return cls(name, Measurement(0.0, 0), skipped=reason)
 
     @property
     def speedup(self) -> float | None:
-        if self.anchor is None or self.ours.seconds <= 0:
+        if self.skipped or self.anchor is None or self.ours.seconds <= 0:
             return None
         return self.anchor.seconds / self.ours.seconds
 
@@ -173,6 +183,9 @@ def render_table(result: BenchResult, config: BenchConfig, machine: dict[str, st
     ]
     body = []
     for row in result.rows:
+        if row.skipped:
+            body.append([row.name, "skipped", "-", "-", "-", "-", row.skipped])
+            continue
         anchor = row.anchor
         speedup = row.speedup
         body.append(

@@ -3,7 +3,9 @@
 Every module ``bench/bench_<name>.py`` is a benchmark named ``<name>`` (see
 `bench.harness` for the shape it must have); with no names, all of them run. Each prints
 a table of ours vs the anchor; ``--no-write`` skips saving it to bench/results/<name>.md.
-Exits non-zero when a benchmark's correctness check (or anything else) fails.
+A benchmark's ``DEFAULT_CONFIG`` replaces the global defaults for the options not given
+on the command line. Exits non-zero when a benchmark's correctness check (or anything
+else) fails.
 """
 
 from __future__ import annotations
@@ -53,22 +55,27 @@ def _parse_args(argv: list[str] | None, names: dict[str, str]) -> argparse.Names
         metavar="name",
         help=f"benchmarks to run (default: all of {sorted(names)})",
     )
+    # None = not given: the benchmark's DEFAULT_CONFIG, else BenchConfig's default, applies.
     parser.add_argument(
         "--repeats",
         type=int,
-        default=defaults.repeats,
-        help=f"timed repeats, the best is reported (default {defaults.repeats})",
+        default=None,
+        help=f"timed repeats, the best is reported (default {defaults.repeats}, "
+        "or the benchmark's own DEFAULT_CONFIG)",
     )
     parser.add_argument(
-        "--warmup", type=int, default=defaults.warmup, help="untimed warm-up calls (default 1)"
+        "--warmup",
+        type=int,
+        default=None,
+        help=f"untimed warm-up calls (default {defaults.warmup}, or the benchmark's own)",
     )
     parser.add_argument(
         "--years",
         type=float,
-        default=defaults.years,
+        default=None,
         help=f"years of sample M1 bars (default {defaults.years:g})",
     )
-    parser.add_argument("--symbol", default=defaults.symbol, help="sample symbol (default EURUSD)")
+    parser.add_argument("--symbol", default=None, help="sample symbol (default EURUSD)")
     parser.add_argument(
         "--no-write", action="store_true", help="do not save tables to bench/results/<name>.md"
     )
@@ -77,11 +84,28 @@ def _parse_args(argv: list[str] | None, names: dict[str, str]) -> argparse.Names
     unknown = [n for n in args.names if n not in names]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; available: {sorted(names)}")
-    if args.repeats < 1 or args.warmup < 1:
+    if (args.repeats is not None and args.repeats < 1) or (
+        args.warmup is not None and args.warmup < 1
+    ):
         parser.error("--repeats and --warmup must be at least 1")
-    if not args.years > 0:
+    if args.years is not None and not args.years > 0:
         parser.error("--years must be positive")
     return args
+
+
+def config_for(args: argparse.Namespace, module: ModuleType | None = None) -> BenchConfig:
+    """The command line's options, else the benchmark's DEFAULT_CONFIG, else BenchConfig's."""
+    defaults = dataclasses.asdict(BenchConfig())
+    own = getattr(module, "DEFAULT_CONFIG", {}) if module is not None else {}
+    unknown = set(own) - set(defaults)
+    if unknown:
+        raise TypeError(f"{module.__name__}.DEFAULT_CONFIG has unknown fields {sorted(unknown)}")
+    given = {k: getattr(args, k) for k in defaults if getattr(args, k) is not None}
+    return BenchConfig(**{**defaults, **own, **given})
+
+
+def _describe(config: BenchConfig) -> str:
+    return ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,21 +115,21 @@ def main(argv: list[str] | None = None) -> int:
         for name, module_name in names.items():
             print(f"{name}: {getattr(load(module_name), 'DESCRIPTION', '')}")
         return 0
-    config = BenchConfig(
-        repeats=args.repeats, warmup=args.warmup, years=args.years, symbol=args.symbol
-    )
+    base = config_for(args)
     machine = machine_info()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), flush=True)
-    print(
-        f"config: {', '.join(f'{k}={v}' for k, v in dataclasses.asdict(config).items())}\n",
-        flush=True,
-    )
+    print(f"config: {_describe(base)}\n", flush=True)
     failed = []
     for name in args.names or list(names):
         print(f"running {name} ...", flush=True)
         started = time.perf_counter()
+        config = base
         try:
-            result: BenchResult = load(names[name]).run(config)
+            module = load(names[name])
+            config = config_for(args, module)
+            if config != base:
+                print(f"config for {name}: {_describe(config)}", flush=True)
+            result: BenchResult = module.run(config)
         except BenchCheckError as exc:
             print(f"\nFAILED {name}: correctness check: {exc}\n", file=sys.stderr, flush=True)
             failed.append(name)

@@ -21,8 +21,14 @@ def isolated_homes(tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     # Each test accounts cores in its own ledger: tests must not wait on each other's steps.
     monkeypatch.setenv("FOREX_ASSETS_CORE_LEDGER", str(tmp_path / "core_ledger.sqlite"))
-    for variable in ("FOREX_ASSETS_CORES", "FOREX_BOT_MAX_CONCURRENT_SYMBOLS", "FOREX_BOT_MAX_CONCURRENT_TF_LOADS",
-                     "FOREX_BOT_FEATURE_WORKERS", "FOREX_BOT_CPU_THREADS", "FOREX_BOT_TALIB_WORKERS"):
+    for variable in (
+        "FOREX_ASSETS_CORES",
+        "FOREX_BOT_MAX_CONCURRENT_SYMBOLS",
+        "FOREX_BOT_MAX_CONCURRENT_TF_LOADS",
+        "FOREX_BOT_FEATURE_WORKERS",
+        "FOREX_BOT_CPU_THREADS",
+        "FOREX_BOT_TALIB_WORKERS",
+    ):
         monkeypatch.delenv(variable, raising=False)
     return home
 

@@ -42,9 +42,9 @@ from forex_assets.executor.scheduling import (
     step_pool,
     sync_instance_pool_limits,
 )
-from forex_assets.executor.step_worker import EVENT, STEP_DONE, WORKER_ERROR, StepCommand
+from forex_assets.executor.step_worker import EVENT, READY, STEP_DONE, WORKER_ERROR, StepCommand
 from forex_assets.executor.symbols import ensure_symbol_partition
-from forex_assets.executor.worker_pool import WorkerPool
+from forex_assets.executor.worker_pool import WORKER_START_TIMEOUT_S, WorkerPool
 
 # A worker is replaced after this many steps: respawning costs about one step's start-up
 # in the stock executor, so recycling every 100 steps adds ~1 % while bounding leaks.
@@ -171,6 +171,7 @@ class BudgetedExecutor(Executor):
     ) -> Iterator[DagsterEvent]:
         stopping = False
         errors: list[SerializableErrorInfo] = []
+        next_schedule = 0.0
         while (not stopping and not active.is_complete) or workers.busy():
             if active.check_for_interrupts() and not stopping:
                 stopping = True
@@ -183,10 +184,26 @@ class BudgetedExecutor(Executor):
                 for worker in workers.busy().values():
                     worker.term_event.set()
 
-            if not stopping:
+            # Admission costs a ledger transaction: do it when this run freed resources, and
+            # otherwise every RESOURCE_POLL_S to see what other runs freed.
+            if not stopping and (active.take_freed() or time.monotonic() >= next_schedule):
                 for step in active.get_steps_to_execute():
                     yield from self._launch(plan_context, execution_plan, active, workers, step)
                 yield from active.concurrency_event_iterator(plan_context)
+                next_schedule = time.monotonic() + RESOURCE_POLL_S
+
+            for step_key in workers.overdue():
+                error = SerializableErrorInfo(
+                    message=f"the worker for step {step_key!r} did not load the code location in "
+                    f"{WORKER_START_TIMEOUT_S:.0f} s; check that the code location imports quickly",
+                    stack=[],
+                    cls_name="WorkerStartTimeout",
+                )
+                errors.append(error)
+                yield from self._fail_step(plan_context, active, step_key, error, error.message)
+                workers.discard(step_key)
+                active.release_step(step_key)
+                active.verify_complete(plan_context, step_key)
 
             busy = workers.busy()
             if busy:
@@ -237,7 +254,8 @@ class BudgetedExecutor(Executor):
             f'Running "{step.key}" with {threads} thread(s) in {"warm" if warm else "new"} worker {worker.pid}.',
             metadata={"threads": threads, "worker pid": worker.pid, "warm worker": warm},
         )
-        worker.connection.send(
+        workers.submit(
+            worker,
             StepCommand(
                 recon_job=plan_context.reconstructable_job,
                 dagster_run=plan_context.dagster_run,
@@ -247,7 +265,7 @@ class BudgetedExecutor(Executor):
                 retry_mode=self.retries,
                 known_state=active.get_known_state(),
                 repository_load_data=execution_plan.repository_load_data,
-            )
+            ),
         )
 
     def _drain(
@@ -262,7 +280,9 @@ class BudgetedExecutor(Executor):
                     plan_context, active, workers, step_key, worker, errors
                 )
                 return
-            if kind == EVENT:
+            if kind == READY:
+                workers.mark_ready(worker)
+            elif kind == EVENT:
                 yield payload
                 active.handle_event(payload)
                 if payload.is_resource_init_failure:

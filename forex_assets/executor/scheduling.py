@@ -68,7 +68,10 @@ class FastConcurrencyContext(InstanceConcurrencyContext):
     def claim(self, concurrency_key: str, step_key: str, step_priority: int = 0) -> bool:
         claimed = super().claim(concurrency_key, step_key, step_priority)
         if not claimed and step_key in self._pending_timeouts:
-            self._pending_timeouts[step_key] = time.time() + CROSS_RUN_POLL_S
+            # Shorten the back-off Dagster just set, never extend a wait already pending:
+            # a caller polling faster than CROSS_RUN_POLL_S must not postpone the retry.
+            retry_at = time.time() + CROSS_RUN_POLL_S
+            self._pending_timeouts[step_key] = min(self._pending_timeouts[step_key], retry_at)
         return claimed
 
     def free_step(self, step_key: str) -> None:
@@ -137,6 +140,7 @@ class BudgetedActiveExecution(ActiveExecution):
         self._symbol_stage = symbol_stage
         self.threads_by_step: dict[str, int] = {}
         self._waiting_for_cores: dict[str, float] = {}
+        self._freed = True
 
     def ledger_holder(self, step_key: str) -> str:
         return f"{self._run_id}:{step_key}"
@@ -189,7 +193,13 @@ class BudgetedActiveExecution(ActiveExecution):
         """Ready steps exist but none could start: poll again soon."""
         return bool(self._executable)
 
+    def take_freed(self) -> bool:
+        """Whether a step of this run released resources since the last call."""
+        freed, self._freed = self._freed, False
+        return freed
+
     def release_step(self, step_key: str) -> None:
+        self._freed = True
         self._ledger.release(self.ledger_holder(step_key))
         self.threads_by_step.pop(step_key, None)
         self._symbol_stage.step_finished(step_key)

@@ -114,9 +114,12 @@ def _execute_step(
     from dagster._core.instance import DagsterInstance
     from dagster._utils import start_termination_thread
 
+    from forex_assets.executor.log_capture import use_thread_mirroring
+
     instance = next((i for ref, i in instances if ref == command.instance_ref), None)
     if instance is None:
         instance = DagsterInstance.from_ref(command.instance_ref)
+        use_thread_mirroring(instance)
         instances.append((command.instance_ref, instance))
     done = threading.Event()
     term_event.clear()

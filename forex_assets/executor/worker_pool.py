@@ -17,17 +17,11 @@ from typing import Any
 
 from forex_assets.compute.thread_budget import environment_for_children
 from forex_assets.executor.step_worker import (
-    READY,
-    WORKER_ERROR,
     resident_memory_bytes,
     worker_main,
 )
 
 WORKER_START_TIMEOUT_S = 300.0
-
-
-class WorkerStartError(RuntimeError):
-    """A worker process failed to load the code location."""
 
 
 @dataclass
@@ -40,6 +34,8 @@ class Worker:
     ready_memory: int = 0
     step_key: str | None = None
     started_at: float = field(default_factory=time.monotonic)
+    ready: bool = False
+    pending: Any = None  # the step command waiting for the worker to finish loading
 
     @property
     def pid(self) -> int:
@@ -88,6 +84,8 @@ class WorkerPool:
         self.shutdown()
 
     def _start(self, threads: int) -> Worker:
+        """Start a worker without waiting for it: workers load the code in parallel, and
+        the orchestrator keeps serving busy workers meanwhile."""
         parent, child = self._context.Pipe()
         term_event = self._context.Event()
         process = self._context.Process(
@@ -100,28 +98,31 @@ class WorkerPool:
         with environment_for_children(threads, self._blas_cap):
             process.start()
         child.close()
-        worker = Worker(process, parent, term_event, threads)
-        if not parent.poll(WORKER_START_TIMEOUT_S):
-            worker.stop(0)
-            raise WorkerStartError(
-                f"worker process {worker.pid} did not load the code in {WORKER_START_TIMEOUT_S:.0f} s"
-            )
-        try:
-            kind, payload = parent.recv()
-        except EOFError:
-            worker.stop(0)
-            raise WorkerStartError(
-                f"worker process {worker.pid} exited while loading the code (exit code {process.exitcode})"
-            ) from None
-        if kind == WORKER_ERROR:
-            worker.stop(0)
-            raise WorkerStartError(
-                f"worker process could not load the code location:\n{payload.to_string()}"
-            )
-        assert kind == READY, kind
-        worker.ready_memory = resident_memory_bytes(worker.pid)
         self.started += 1
-        return worker
+        return Worker(process, parent, term_event, threads)
+
+    def submit(self, worker: Worker, command: Any) -> None:
+        """Send a step to the worker now, or as soon as it has loaded the code."""
+        if worker.ready:
+            worker.connection.send(command)
+        else:
+            worker.pending = command
+
+    def mark_ready(self, worker: Worker) -> None:
+        worker.ready = True
+        worker.ready_memory = resident_memory_bytes(worker.pid)
+        if worker.pending is not None:
+            command, worker.pending = worker.pending, None
+            worker.connection.send(command)
+
+    def overdue(self) -> list[str]:
+        """Steps whose new worker has not loaded the code within WORKER_START_TIMEOUT_S."""
+        now = time.monotonic()
+        return [
+            key
+            for key, worker in self._busy.items()
+            if not worker.ready and now - worker.started_at > WORKER_START_TIMEOUT_S
+        ]
 
     def acquire(self, threads: int, step_key: str) -> tuple[Worker, bool]:
         """An idle worker with this budget, or a new one; returns (worker, was_warm)."""

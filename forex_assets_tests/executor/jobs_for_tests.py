@@ -59,7 +59,9 @@ def _library_threads(name: str) -> dict:
         "polars": polars.thread_pool_size(),
         "numba": numba.get_num_threads(),
         "lightgbm": int(booster.params["num_threads"]),
-        "openmp": sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"}),
+        "openmp": sorted(
+            {p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"}
+        ),
         "blas": sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}),
     }
     (_probe_dir() / f"{name}.json").write_text(json.dumps(report))
@@ -119,4 +121,18 @@ def recycle_job():
         no_op.alias(f"noop_{i}")()
 
 
-defs = dg.Definitions(jobs=[pool_job, heavy_job, probe_job, crash_job, recycle_job])
+@dg.op
+def talkative() -> None:
+    import sys
+
+    print("stdout line from the step", flush=True)
+    print("stderr line from the step", file=sys.stderr, flush=True)
+    os.system("echo line from a child process")
+
+
+@dg.job(executor_def=budgeted_executor)
+def talkative_job():
+    talkative()
+
+
+defs = dg.Definitions(jobs=[pool_job, heavy_job, probe_job, crash_job, recycle_job, talkative_job])

@@ -41,7 +41,9 @@ def instance(dagster_home):
 
 def _run(instance, job, run_config=None, **kwargs):
     config = {"execution": {"config": run_config or {}}}
-    with dg.execute_job(dg.reconstructable(job), instance=instance, run_config=config, **kwargs) as result:
+    with dg.execute_job(
+        dg.reconstructable(job), instance=instance, run_config=config, **kwargs
+    ) as result:
         return result
 
 
@@ -53,13 +55,18 @@ def _intervals(instance, run_id: str) -> dict[str, tuple[float, float]]:
             continue
         if event.event_type == dg.DagsterEventType.STEP_START:
             starts[event.step_key] = record.event_log_entry.timestamp
-        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+        elif event.event_type in (
+            dg.DagsterEventType.STEP_SUCCESS,
+            dg.DagsterEventType.STEP_FAILURE,
+        ):
             ends[event.step_key] = record.event_log_entry.timestamp
     return {k: (starts[k], ends[k]) for k in starts if k in ends}
 
 
 def _max_overlap(intervals) -> int:
-    points = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda p: (p[0], p[1]))
+    points = sorted(
+        [(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda p: (p[0], p[1])
+    )
     running = peak = 0
     for _, delta in points:
         running += delta
@@ -83,7 +90,9 @@ def test_pool_limit_of_one_serializes_steps(instance):
 
 def test_plan_is_written_to_the_event_log(instance):
     result = _run(instance, jobs_for_tests.pool_job, {"tf_loads": 2})
-    messages = [r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records]
+    messages = [
+        r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records
+    ]
     plan = next(m for m in messages if m.startswith("Resource plan:"))
     assert "tf_loads=2" in plan and "cores" in plan
     limits = {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}
@@ -95,7 +104,9 @@ def test_limit_set_by_hand_on_the_instance_wins(instance):
     instance.event_log_storage.set_concurrency_slots("tf_loads", 1)
     result = _run(instance, jobs_for_tests.pool_job, {"tf_loads": 2})
     assert _max_overlap(_intervals(instance, result.run_id).values()) == 1
-    messages = " ".join(r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records)
+    messages = " ".join(
+        r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records
+    )
     assert "keeping the limit 1 set on the instance" in messages
 
 
@@ -103,8 +114,23 @@ def _concurrent_cli_runs(dagster_home: Path, job: str, run_config: str, count: i
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     config_file = dagster_home / f"{job}.yaml"
     config_file.write_text(run_config)
-    command = [sys.executable, "-m", "dagster", "job", "execute", "-m", JOBS_MODULE, "-j", job, "-c", str(config_file)]
-    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(count)]
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "job",
+        "execute",
+        "-m",
+        JOBS_MODULE,
+        "-j",
+        job,
+        "-c",
+        str(config_file),
+    ]
+    processes = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(count)
+    ]
     outputs = [p.communicate(timeout=300)[0].decode() for p in processes]
     for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output[-3000:]
@@ -121,7 +147,9 @@ def test_pool_limit_holds_across_two_concurrent_runs(dagster_home, instance):
 
 
 def test_symbols_limit_bounds_heavy_stages_across_runs(dagster_home, instance):
-    _concurrent_cli_runs(dagster_home, "heavy_job", "execution:\n  config:\n    symbols: 1\n    training: 3\n")
+    _concurrent_cli_runs(
+        dagster_home, "heavy_job", "execution:\n  config:\n    symbols: 1\n    training: 3\n"
+    )
     runs = instance.get_run_records()
     assert len(runs) == 2
     spans = []
@@ -177,7 +205,9 @@ def test_killed_worker_fails_its_step_frees_its_slot_and_run_reexecutes(instance
 
     (probes / "killed_once").write_text("yes")
     options = dg.ReexecutionOptions.from_failure(failed.run_id, instance)
-    with dg.execute_job(dg.reconstructable(jobs_for_tests.crash_job), instance=instance, reexecution_options=options) as again:
+    with dg.execute_job(
+        dg.reconstructable(jobs_for_tests.crash_job), instance=instance, reexecution_options=options
+    ) as again:
         assert again.success
         executed = {e.step_key for e in again.all_events if e.is_step_success}
     assert executed == {"killable"}
@@ -186,7 +216,9 @@ def test_killed_worker_fails_its_step_frees_its_slot_and_run_reexecutes(instance
 def test_workers_are_reused_and_recycled(instance):
     result = _run(instance, jobs_for_tests.recycle_job, {"max_steps_per_worker": 2, "cores": 1})
     assert result.success
-    messages = [r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records]
+    messages = [
+        r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records
+    ]
     starting = [m for m in messages if m.startswith('Running "noop_')]
     assert len(starting) == 5
     assert sum("in warm worker" in m for m in starting) == 2  # steps 2 and 4 reuse a worker
@@ -198,15 +230,32 @@ def test_invalid_environment_override_is_reported_not_fatal(instance, monkeypatc
     monkeypatch.setenv("FOREX_BOT_MAX_CONCURRENT_TF_LOADS", "lots")
     result = _run(instance, jobs_for_tests.pool_job)
     assert result.success
-    messages = " ".join(r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records)
-    assert "FOREX_BOT_MAX_CONCURRENT_TF_LOADS='lots' is not a whole number; using 2 instead." in messages
+    messages = " ".join(
+        r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records
+    )
+    assert (
+        "FOREX_BOT_MAX_CONCURRENT_TF_LOADS='lots' is not a whole number; using 2 instead."
+        in messages
+    )
 
 
 def test_workers_exit_and_cores_return_when_the_orchestrator_is_killed(dagster_home):
     probes = Path(os.environ[PROBE_DIR_ENV])
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
-    command = [sys.executable, "-m", "dagster", "job", "execute", "-m", JOBS_MODULE, "-j", "crash_job"]
-    orchestrator = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "job",
+        "execute",
+        "-m",
+        JOBS_MODULE,
+        "-j",
+        "crash_job",
+    ]
+    orchestrator = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     pid_file = probes / "killable.pid"
     deadline = time.time() + 120
     while not pid_file.exists() and time.time() < deadline:
@@ -226,3 +275,37 @@ def test_workers_exit_and_cores_return_when_the_orchestrator_is_killed(dagster_h
     else:
         pytest.fail(f"worker {worker_pid} outlived its orchestrator")
     assert ledger.held() == 0  # the dead orchestrator's reservations are reaped
+
+
+def test_step_output_reaches_the_terminal_and_the_captured_logs(dagster_home, instance):
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "job",
+        "execute",
+        "-m",
+        JOBS_MODULE,
+        "-j",
+        "talkative_job",
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stdout line from the step" in result.stdout
+    assert "line from a child process" in result.stdout
+    assert "stderr line from the step" in result.stderr
+    run_id = instance.get_run_records()[0].dagster_run.run_id
+    captured = [
+        r.event_log_entry.dagster_event.logs_captured_data
+        for r in instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.LOGS_CAPTURED
+        ).records
+    ]
+    assert len(captured) == 1
+    manager = instance.compute_log_manager
+    data = manager.get_log_data(manager.build_log_key_for_run(run_id, captured[0].file_key))
+    assert (
+        b"stdout line from the step" in data.stdout and b"line from a child process" in data.stdout
+    )
+    assert b"stderr line from the step" in data.stderr
