@@ -35,7 +35,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from forex_assets.ingest.timezones import SourceTimezone, parse_timezone
-from forex_assets.market.bar_schema import PRICE_COLUMNS, TIME, UTC_TIME
+from forex_assets.market.bar_schema import M1_SCHEMA, PRICE_COLUMNS, TIME
 from forex_assets.market.instruments import Instrument
 
 
@@ -68,16 +68,11 @@ DEFAULT_TIMEZONES = {
     FileFormat.PARQUET: "UTC",
 }
 
+# The bar columns, plus where each row came from and why it could not be parsed.
 PARSED_SCHEMA: dict[str, pl.DataType] = {
     "line": pl.Int64(),
     "raw": pl.String(),
-    TIME: UTC_TIME,
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "spread": pl.Float64(),
+    **M1_SCHEMA,
     "error": pl.String(),
 }
 

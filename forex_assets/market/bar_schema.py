@@ -28,16 +28,7 @@ M1_SCHEMA: dict[str, pl.DataType] = {
 TIMEFRAME_BAR_SCHEMA: dict[str, pl.DataType] = {
     TIME: UTC_TIME,
     "close_time": UTC_TIME,
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "spread": pl.Float64(),
+    **{name: dtype for name, dtype in M1_SCHEMA.items() if name != TIME},
     "bar_count": pl.UInt32(),
     "complete": pl.Boolean(),
 }
-
-
-def empty_m1_bars() -> pl.DataFrame:
-    return pl.DataFrame(schema=M1_SCHEMA)

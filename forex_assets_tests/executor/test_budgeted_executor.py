@@ -110,23 +110,20 @@ def test_limit_set_by_hand_on_the_instance_wins(instance):
     assert "keeping the limit 1 set on the instance" in messages
 
 
+def _env(dagster_home: Path) -> dict[str, str]:
+    return {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+
+
+def _job_execute(job: str, *extra: str) -> list[str]:
+    """`dagster job execute` of a test job, as a user runs it."""
+    return [sys.executable, "-m", "dagster", "job", "execute", "-m", JOBS_MODULE, "-j", job, *extra]
+
+
 def _concurrent_cli_runs(dagster_home: Path, job: str, run_config: str, count: int = 2) -> None:
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     config_file = dagster_home / f"{job}.yaml"
     config_file.write_text(run_config)
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "job",
-        "execute",
-        "-m",
-        JOBS_MODULE,
-        "-j",
-        job,
-        "-c",
-        str(config_file),
-    ]
+    command = _job_execute(job, "-c", str(config_file))
+    env = _env(dagster_home)
     processes = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for _ in range(count)
@@ -241,20 +238,11 @@ def test_invalid_environment_override_is_reported_not_fatal(instance, monkeypatc
 
 def test_workers_exit_and_cores_return_when_the_orchestrator_is_killed(dagster_home):
     probes = Path(os.environ[PROBE_DIR_ENV])
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "job",
-        "execute",
-        "-m",
-        JOBS_MODULE,
-        "-j",
-        "crash_job",
-    ]
     orchestrator = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        _job_execute("crash_job"),
+        env=_env(dagster_home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     pid_file = probes / "killable.pid"
     deadline = time.time() + 120
@@ -278,19 +266,13 @@ def test_workers_exit_and_cores_return_when_the_orchestrator_is_killed(dagster_h
 
 
 def test_step_output_reaches_the_terminal_and_the_captured_logs(dagster_home, instance):
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "job",
-        "execute",
-        "-m",
-        JOBS_MODULE,
-        "-j",
-        "talkative_job",
-    ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        _job_execute("talkative_job"),
+        env=_env(dagster_home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "stdout line from the step" in result.stdout
     assert "line from a child process" in result.stdout
