@@ -200,10 +200,9 @@ class BudgetedExecutor(Executor):
                     cls_name="WorkerStartTimeout",
                 )
                 errors.append(error)
-                yield from self._fail_step(plan_context, active, step_key, error, error.message)
-                workers.discard(step_key)
-                active.release_step(step_key)
-                active.verify_complete(plan_context, step_key)
+                yield from self._fail_step(
+                    plan_context, active, workers, step_key, error, error.message
+                )
 
             busy = workers.busy()
             if busy:
@@ -236,18 +235,9 @@ class BudgetedExecutor(Executor):
             worker, warm = workers.acquire(threads, step.key)
         except Exception:
             error = serializable_error_info_from_exc_info(sys.exc_info())
-            yield DagsterEvent.engine_event(
-                step_context,
-                "could not start a worker process",
-                EngineEventData.engine_error(error),
+            yield from self._fail_step(
+                plan_context, active, workers, step.key, error, "could not start a worker process"
             )
-            event = self.log_failure_or_retry_event_after_error(
-                step_context, error, active.get_known_state()
-            )
-            active.handle_event(event)
-            active.release_step(step.key)
-            yield event
-            active.verify_complete(plan_context, step.key)
             return
         yield DagsterEvent.step_worker_starting(
             step_context,
@@ -300,11 +290,13 @@ class BudgetedExecutor(Executor):
             elif kind == WORKER_ERROR:
                 errors.append(payload)
                 yield from self._fail_step(
-                    plan_context, active, step_key, payload, "worker process error"
+                    plan_context,
+                    active,
+                    workers,
+                    step_key,
+                    payload,
+                    "the worker process failed outside the step (loading the code location?)",
                 )
-                workers.discard(step_key)
-                active.release_step(step_key)
-                active.verify_complete(plan_context, step_key)
                 return
 
     def _worker_died(
@@ -314,12 +306,12 @@ class BudgetedExecutor(Executor):
         explanation = worker_death_explanation(worker.pid, step_key, worker.process.exitcode)
         error = SerializableErrorInfo(message=explanation, stack=[], cls_name="WorkerProcessDied")
         errors.append(error)
-        yield from self._fail_step(plan_context, active, step_key, error, explanation)
-        workers.discard(step_key)
-        active.release_step(step_key)
-        active.verify_complete(plan_context, step_key)
+        yield from self._fail_step(plan_context, active, workers, step_key, error, explanation)
 
-    def _fail_step(self, plan_context, active, step_key, error, message) -> Iterator[DagsterEvent]:
+    def _fail_step(
+        self, plan_context, active, workers, step_key, error, message
+    ) -> Iterator[DagsterEvent]:
+        """Fail (or retry) a step whose worker cannot finish it; never reuse that worker."""
         step_context = plan_context.for_step(active.get_step_by_key(step_key))
         yield DagsterEvent.engine_event(step_context, message, EngineEventData.engine_error(error))
         event = self.log_failure_or_retry_event_after_error(
@@ -327,6 +319,9 @@ class BudgetedExecutor(Executor):
         )
         yield event
         active.handle_event(event)
+        workers.discard(step_key)
+        active.release_step(step_key)
+        active.verify_complete(plan_context, step_key)
 
 
 def worker_death_explanation(pid: int, step_key: str, exit_code: int | None) -> str:
@@ -347,29 +342,24 @@ def worker_death_explanation(pid: int, step_key: str, exit_code: int | None) -> 
     )
 
 
+# Run config overriding the plan; each key is a field of PlanSettings.
+PLAN_CONFIG_DESCRIPTIONS = {
+    "cores": "Cap on usable cores.",
+    "tf_loads": "Limit of pool tf_loads.",
+    "features": "Limit of pool features.",
+    "symbols": "Symbols in heavy stages at once.",
+    "training": "Limit of pool training.",
+    "training_threads": "Threads per training step.",
+    "feature_threads": "Threads per feature step.",
+    "blas_threads": "Cap of BLAS/OpenMP threads per step.",
+}
+assert set(PLAN_CONFIG_DESCRIPTIONS) == {f.name for f in dataclasses.fields(PlanSettings)}
+
 BUDGET_CONFIG = {
-    "cores": dg.Field(dg.Noneable(int), default_value=None, description="Cap on usable cores."),
-    "tf_loads": dg.Field(
-        dg.Noneable(int), default_value=None, description="Limit of pool tf_loads."
-    ),
-    "features": dg.Field(
-        dg.Noneable(int), default_value=None, description="Limit of pool features."
-    ),
-    "symbols": dg.Field(
-        dg.Noneable(int), default_value=None, description="Symbols in heavy stages at once."
-    ),
-    "training": dg.Field(
-        dg.Noneable(int), default_value=None, description="Limit of pool training."
-    ),
-    "training_threads": dg.Field(
-        dg.Noneable(int), default_value=None, description="Threads per training step."
-    ),
-    "feature_threads": dg.Field(
-        dg.Noneable(int), default_value=None, description="Threads per feature step."
-    ),
-    "blas_threads": dg.Field(
-        dg.Noneable(int), default_value=None, description="Cap of BLAS/OpenMP threads per step."
-    ),
+    **{
+        name: dg.Field(dg.Noneable(int), default_value=None, description=description)
+        for name, description in PLAN_CONFIG_DESCRIPTIONS.items()
+    },
     "max_steps_per_worker": dg.Field(
         int,
         default_value=DEFAULT_MAX_STEPS_PER_WORKER,
@@ -392,10 +382,9 @@ BUDGET_CONFIG = {
 def budgeted_executor(init_context: dg.InitExecutorContext) -> Executor:
     """Pools plus a per-step CPU budget, in warm worker processes; see forex_assets.executor."""
     config = init_context.executor_config
-    plan_fields = {f.name for f in dataclasses.fields(PlanSettings)}
     return BudgetedExecutor(
         ExecutorSettings(
-            plan=PlanSettings(**{k: v for k, v in config.items() if k in plan_fields}),
+            plan=PlanSettings(**{name: config[name] for name in PLAN_CONFIG_DESCRIPTIONS}),
             retries=RetryMode.from_config(config["retries"]),
             max_steps_per_worker=config["max_steps_per_worker"],
             max_worker_memory_growth_mb=config["max_worker_memory_growth_mb"],
