@@ -14,7 +14,6 @@ from forex_assets.resources import BarSourceResource, MarketCalendarResource
 
 DATA_GROUP = "data"
 M1_BARS = dg.AssetKey("m1_bars")
-M1_QUARANTINE = dg.AssetKey("m1_quarantine")
 TF_LOADS_POOL = "tf_loads"
 
 

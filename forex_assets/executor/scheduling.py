@@ -92,7 +92,6 @@ class SymbolStage:
         self._remaining = set(heavy_steps)
         self._local_limit = local_limit
         self.held = False
-        self.waiting_since: float | None = None
 
     def admit(self) -> bool:
         if self.held:
@@ -104,7 +103,6 @@ class SymbolStage:
                 SYMBOLS_POOL, self._run_id, SYMBOL_STAGE_KEY, 0
             )
             if not status.is_claimed:
-                self.waiting_since = self.waiting_since or time.time()
                 return False
         self.held = True
         return True

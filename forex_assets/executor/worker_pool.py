@@ -32,7 +32,6 @@ class Worker:
     threads: int
     steps_done: int = 0
     ready_memory: int = 0
-    step_key: str | None = None
     started_at: float = field(default_factory=time.monotonic)
     ready: bool = False
     pending: Any = None  # the step command waiting for the worker to finish loading
@@ -129,19 +128,17 @@ class WorkerPool:
         warm = next((w for w in self._idle if w.threads == threads and w.process.is_alive()), None)
         if warm is not None:
             self._idle.remove(warm)
+            worker = warm
         else:
             while self._idle and len(self._idle) + len(self._busy) >= self._max_workers:
                 self._idle.pop(0).stop()
-            warm = None
-        worker = warm or self._start(threads)
-        worker.step_key = step_key
+            worker = self._start(threads)
         self._busy[step_key] = worker
         return worker, warm is not None
 
     def finish(self, step_key: str, memory_after: int) -> None:
         """The step ended normally: keep the worker warm unless it is due for recycling."""
         worker = self._busy.pop(step_key)
-        worker.step_key = None
         worker.steps_done += 1
         grown = memory_after - worker.ready_memory if worker.ready_memory else 0
         if worker.steps_done >= self._max_steps or grown > self._max_memory_growth:
