@@ -4,6 +4,7 @@ import dagster as dg
 
 from forex_assets import settings
 from forex_assets.assets.bars import m1_bars, timeframe_bars_assets
+from forex_assets.assets.features import feature_assets
 from forex_assets.executor import budgeted_executor
 from forex_assets.jobs import symbol_pipeline_job
 from forex_assets.resources import (
@@ -31,7 +32,7 @@ def build_resources() -> dict[str, object]:
 def build_definitions() -> dg.Definitions:
     """The code location, with resources resolved from the environment at call time."""
     return dg.Definitions(
-        assets=[m1_bars, *timeframe_bars_assets],
+        assets=[m1_bars, *timeframe_bars_assets, *feature_assets(settings.feature_settings())],
         jobs=[symbol_pipeline_job],
         sensors=[symbol_registry_sensor],
         resources=build_resources(),

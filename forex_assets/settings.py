@@ -10,6 +10,9 @@ Everything has a default so that a fresh clone runs with no configuration:
   symbols. Symbols can also be added at run time as dynamic partitions.
 - ``FOREX_ASSETS_SAMPLE_YEARS``: years of generated M1 bars for sample symbols without
   files. Default 2; a quick demo or a test can ask for less.
+- ``FOREX_ASSETS_FEATURE_CONFIG``: a TOML feature configuration (indicator set, base
+  timeframe, label settings; see `forex_assets.features.feature_config`). Default: the
+  built-in set on an M5 base.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from forex_assets.features.feature_config import FeatureSettings, load_feature_settings
 from forex_assets.ingest.sample import DEFAULT_YEARS, sample_symbols
 from forex_assets.market.instruments import UnknownSymbolError, instrument_for
 
@@ -24,6 +28,7 @@ ENV_HOME = "FOREX_ASSETS_HOME"
 ENV_DATA_DIR = "FOREX_ASSETS_DATA_DIR"
 ENV_SYMBOLS = "FOREX_ASSETS_SYMBOLS"
 ENV_SAMPLE_YEARS = "FOREX_ASSETS_SAMPLE_YEARS"
+ENV_FEATURE_CONFIG = "FOREX_ASSETS_FEATURE_CONFIG"
 
 
 def project_home() -> Path:
@@ -78,3 +83,17 @@ def sample_years() -> float:
             "use e.g. 0.25 for three months of sample bars or unset it for two years."
         )
     return years
+
+
+def feature_settings() -> FeatureSettings:
+    """The feature configuration file's settings, or the built-in defaults without one."""
+    raw = os.environ.get(ENV_FEATURE_CONFIG, "").strip()
+    if not raw:
+        return FeatureSettings()
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ValueError(
+            f"{ENV_FEATURE_CONFIG}={raw!r} does not name a file; point it at a TOML feature "
+            "configuration or unset it for the built-in indicator set."
+        )
+    return load_feature_settings(path)

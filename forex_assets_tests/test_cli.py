@@ -26,10 +26,12 @@ def test_train_runs_the_chain_with_progress(tmp_path):
     result = _cli("train", "--symbol", "eurusd", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     progress = [line for line in result.stdout.splitlines() if line.startswith("[")]
-    assert len(progress) == 12
-    assert progress[-1].startswith("[ 12/12]") and all(" ok " in line for line in progress)
+    assert len(progress) == 24
+    assert progress[-1].startswith("[ 24/24]") and all(" ok " in line for line in progress)
     assert "symbol_pipeline for EURUSD succeeded" in result.stdout
-    assert (tmp_path / "home" / "store" / "bars" / "w1" / "symbol=EURUSD" / "data.parquet").exists()
+    store = tmp_path / "home" / "store"
+    assert (store / "bars" / "w1" / "symbol=EURUSD" / "data.parquet").exists()
+    assert (store / "feature_matrix" / "symbol=EURUSD" / "data.parquet").exists()
     assert (tmp_path / "home" / "dagster_home").is_dir()  # runs recorded without DAGSTER_HOME
 
     listed = _cli("symbols", "list", env=env, cwd=tmp_path)

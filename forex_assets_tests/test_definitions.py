@@ -4,9 +4,13 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
+from forex_assets import settings
 from forex_assets.assets.bars import TF_LOADS_POOL, timeframe_bars_key
+from forex_assets.assets.features import FEATURE_MATRIX, FEATURES_POOL, timeframe_features_key
 from forex_assets.definitions import build_definitions
+from forex_assets.features.feature_config import FeatureConfigError
 from forex_assets.jobs import SYMBOL_PIPELINE
 from forex_assets.market.timeframes import Timeframe
 from forex_assets.partitions import SYMBOLS_PARTITION_SET
@@ -34,7 +38,7 @@ def test_assets_checks_and_job():
         ):
             assert (asset, name) in checks
     job = defs.resolve_job_def(SYMBOL_PIPELINE)
-    assert len(job.graph.node_defs) == 12
+    assert len(job.graph.node_defs) == 24
     assert job.executor_def.name == "budgeted_executor"
 
 
@@ -48,3 +52,55 @@ def test_dagster_definitions_validate(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_feature_assets_one_step_per_timeframe_in_pool_features():
+    graph = build_definitions().resolve_asset_graph()
+    for tf in Timeframe:
+        node = graph.get(timeframe_features_key(tf))
+        assert node.pools == {FEATURES_POOL}
+        assert node.parent_keys == {timeframe_bars_key(tf)}
+    matrix = graph.get(FEATURE_MATRIX)
+    higher = [tf for tf in Timeframe if tf.nominal_minutes >= Timeframe.M5.nominal_minutes]
+    assert matrix.parent_keys == {timeframe_bars_key(Timeframe.M5)} | {
+        timeframe_features_key(tf) for tf in higher
+    }
+
+
+def test_feature_config_file_sets_the_base_timeframe(tmp_path, monkeypatch):
+    config = tmp_path / "features.toml"
+    config.write_text('base_timeframe = "H1"\n[indicators]\nrsi = [14]\nema = [9, 21]\n')
+    monkeypatch.setenv(settings.ENV_FEATURE_CONFIG, str(config))
+    matrix = build_definitions().resolve_asset_graph().get(FEATURE_MATRIX)
+    assert timeframe_bars_key(Timeframe.H1) in matrix.parent_keys
+    assert timeframe_features_key(Timeframe.M15) not in matrix.parent_keys
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[indicators]\nrsii = [14]\n",
+            r"indicators\.rsii names an unknown indicator\. Did you mean rsi",
+        ),
+        ("[indicators]\nrsi = [0]\n", r"indicators\.rsi\[0\]\.period=0 is below the minimum 2"),
+        ('base_timeframe = "M7"\n', "timeframe='M7' is not one of"),
+        ("[labels]\nstop_loss_atr = -1\n", "labels.stop_loss_atr=-1 must be a positive number"),
+        ("indicators = 3\n", "expected a table mapping indicator names"),
+    ],
+)
+def test_bad_feature_config_fails_at_load_naming_file_and_entry(
+    tmp_path, monkeypatch, text, message
+):
+    config = tmp_path / "features.toml"
+    config.write_text(text)
+    monkeypatch.setenv(settings.ENV_FEATURE_CONFIG, str(config))
+    with pytest.raises(FeatureConfigError, match=message) as raised:
+        build_definitions()
+    assert str(config) in str(raised.value)
+
+
+def test_feature_config_variable_naming_no_file_fails_at_load(tmp_path, monkeypatch):
+    monkeypatch.setenv(settings.ENV_FEATURE_CONFIG, str(tmp_path / "missing.toml"))
+    with pytest.raises(ValueError, match=r"FOREX_ASSETS_FEATURE_CONFIG=.*does not name a file"):
+        build_definitions()

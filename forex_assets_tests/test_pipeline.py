@@ -69,8 +69,26 @@ def test_sample_symbol_materializes_every_timeframe(instance, monkeypatch):
         assert bars.height == meta["dagster/row_count"] == meta["bars"]
         assert bars.get_column("bar_count").sum() == m1["rows_kept"]
         assert meta["incomplete_bars"] in (0, 1)
+    for tf in Timeframe:
+        meta = _metadata(result, f"features__{tf.value.lower()}")
+        features = pl.read_parquet(meta["dagster/uri"])
+        values = [c for c in features.columns if c not in ("time", "close_time", "complete")]
+        assert meta["feature_columns"] == len(values)
+        assert all(features.schema[c] == pl.Float32 for c in values)
+        assert features.height == meta["rows"]
+    matrix_meta = _metadata(result, "feature_matrix")
+    matrix = pl.read_parquet(matrix_meta["dagster/uri"])
+    assert matrix.height == matrix_meta["rows"] > 5_000
+    assert matrix_meta["feature_columns"] > 200
+    assert sum(matrix_meta["triple_barrier_balance"].values()) == matrix.height
+    assert set(matrix_meta["triple_barrier_balance"]) <= {"-1", "0", "1"}
+    assert 0 <= matrix_meta["nan_share"] < 0.2
+    assert "| time | close_time |" in matrix_meta["preview"]
+    assert {"tb_label", "tb_t1", "meta_label", "meta_t1", "confluence_trend"} <= set(matrix.columns)
     catalog = DuckDBCatalog(settings.catalog_path())
-    assert {"m1_bars", "m1_quarantine", "bars_h4", "bars_mn1"} <= set(catalog.views())
+    assert {"m1_bars", "m1_quarantine", "bars_h4", "bars_mn1", "feature_matrix"} <= set(
+        catalog.views()
+    )
     daily = catalog.query(
         "SELECT symbol, count(*) AS n, bool_and(close_time > time) AS ordered FROM bars_d1 GROUP BY 1"
     )

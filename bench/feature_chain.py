@@ -1,0 +1,51 @@
+"""The feature chain of one symbol's run, in one process, for the feature benchmark.
+
+Runs what the `bars/<tf>`, `features/<tf>` and `feature_matrix` steps do, in order, and
+keeps only what the next step would read, so the process's peak memory is an upper
+bound for any single step. Imports nothing the steps do not, so the baseline memory is
+what a step process carries too.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import polars as pl
+
+from forex_assets.features.feature_config import FeatureSettings
+from forex_assets.features.feature_matrix import KEY_COLUMNS, build_feature_matrix
+from forex_assets.features.hygiene import clean_feature_columns
+from forex_assets.features.indicator_set import compute_indicators
+from forex_assets.market.fx_calendar import FxCalendar
+from forex_assets.market.resample import resample_bars
+from forex_assets.market.timeframes import Timeframe
+
+
+def _timeframe_features(bars: pl.DataFrame, settings: FeatureSettings) -> pl.DataFrame:
+    computed = compute_indicators(bars, settings.indicators, float32=True)
+    names = [c for c in computed.columns if c not in KEY_COLUMNS]
+    return clean_feature_columns(computed, names, settings.max_warmup_share)[0]
+
+
+def build_matrix_from_parquet(m1_path: str) -> dict[str, float]:
+    """Time and peak memory of M1 Parquet -> 11 timeframes -> features -> feature matrix."""
+    settings = FeatureSettings()
+    calendar = FxCalendar()
+    started = time.perf_counter()
+    m1 = pl.read_parquet(m1_path)
+    features: dict[Timeframe, pl.DataFrame] = {}
+    base_bars = resample_bars(m1, settings.base_timeframe, calendar)
+    for timeframe in Timeframe:
+        bars = resample_bars(m1, timeframe, calendar)
+        computed = _timeframe_features(bars, settings)
+        if timeframe.nominal_minutes >= settings.base_timeframe.nominal_minutes:
+            features[timeframe] = computed
+    matrix = build_feature_matrix(features, base_bars, settings)
+    return {
+        "seconds": time.perf_counter() - started,
+        "m1_rows": m1.height,
+        "rows": matrix.frame.height,
+        "feature_columns": len(matrix.feature_columns),
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }

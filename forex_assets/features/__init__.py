@@ -1,0 +1,1 @@
+"""Features and labels: indicators, their configuration, the feature matrix, labels."""
