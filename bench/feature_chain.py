@@ -8,8 +8,8 @@ what a step process carries too.
 
 from __future__ import annotations
 
-import resource
 import time
+from pathlib import Path
 
 import polars as pl
 
@@ -47,5 +47,17 @@ def build_matrix_from_parquet(m1_path: str) -> dict[str, float]:
         "m1_rows": m1.height,
         "rows": matrix.frame.height,
         "feature_columns": len(matrix.feature_columns),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_resident_bytes(),
     }
+
+
+def peak_resident_bytes() -> int:
+    """This process's resident-memory high-water mark (VmHWM).
+
+    Not `getrusage`: Linux carries the parent's peak across fork and exec into the child's
+    ru_maxrss, so a benchmark started from a big process would report the parent's size.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise OSError("/proc/self/status has no VmHWM line; peak memory needs Linux")

@@ -83,9 +83,8 @@ def session_flags(time_utc: pl.Series) -> dict[str, np.ndarray]:
     return flags
 
 
-def talib_reference(bars: pl.DataFrame) -> dict[str, np.ndarray]:
-    """Every column of the default indicator set on `bars` (sorted by time), as float64."""
-    o = _column(bars, "open")
+def talib_indicators(bars: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The default set's columns of indicators TA-Lib has, each from its TA-Lib function."""
     h = _column(bars, "high")
     lo = _column(bars, "low")
     c = _column(bars, "close")
@@ -125,7 +124,16 @@ def talib_reference(bars: pl.DataFrame) -> dict[str, np.ndarray]:
     out["mom_10"] = talib.MOM(c, timeperiod=10)
     out["roc_10"] = talib.ROC(c, timeperiod=10)
     out["cmo_14"] = talib.CMO(c, timeperiod=14)
+    return out
 
+
+def talib_reference(bars: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Every column of the default indicator set on `bars` (sorted by time), as float64."""
+    o = _column(bars, "open")
+    h = _column(bars, "high")
+    lo = _column(bars, "low")
+    c = _column(bars, "close")
+    out = talib_indicators(bars)
     for n in (20, 55):
         upper, lower = talib.MAX(h, timeperiod=n), talib.MIN(lo, timeperiod=n)
         out[f"donchian_{n}_upper"] = upper

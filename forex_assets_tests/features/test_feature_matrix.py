@@ -8,7 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from forex_assets.features.feature_config import FeatureSettings, parse_indicators
+from forex_assets.features.feature_config import (
+    FeatureSettings,
+    default_indicators,
+    parse_indicators,
+)
 from forex_assets.features.feature_matrix import (
     CONFLUENCE_TREND,
     assemble_feature_matrix,
@@ -46,20 +50,25 @@ def m1() -> pl.DataFrame:
     return generate_sample_m1("GBPUSD", start=date(2024, 2, 19), years=0.12, seed=7)
 
 
-def features_of(m1: pl.DataFrame) -> dict[Timeframe, pl.DataFrame]:
+def features_of(m1: pl.DataFrame, specs=SPECS) -> dict[Timeframe, pl.DataFrame]:
     return {
-        tf: compute_indicators(resample_bars(m1, tf, CALENDAR), SPECS)
+        tf: compute_indicators(resample_bars(m1, tf, CALENDAR), specs)
         for tf in [BASE, *higher_timeframes(BASE)]
     }
 
 
-def matrix_of(m1: pl.DataFrame) -> pl.DataFrame:
-    return assemble_feature_matrix(features_of(m1), BASE, trend_ema_periods(SPECS))
+def matrix_of(m1: pl.DataFrame, specs=SPECS) -> pl.DataFrame:
+    return assemble_feature_matrix(features_of(m1, specs), BASE, trend_ema_periods(specs))
 
 
 @pytest.fixture(scope="module")
 def full_matrix(m1) -> pl.DataFrame:
     return matrix_of(m1)
+
+
+@pytest.fixture(scope="module")
+def default_matrix(m1) -> pl.DataFrame:
+    return matrix_of(m1, default_indicators())
 
 
 @settings(
@@ -74,6 +83,17 @@ def test_truncating_input_at_t_never_changes_rows_known_by_t(m1, full_matrix, fr
     assert truncated.get_column("close_time").max() <= cut
     known_by_cut = full_matrix.filter(pl.col("close_time") <= cut)
     assert_frame_equal(truncated, known_by_cut, check_exact=True)
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(fraction=st.floats(min_value=0.05, max_value=0.95))
+def test_no_look_ahead_with_the_default_indicator_set(m1, default_matrix, fraction):
+    cut = m1.get_column("time")[int(fraction * (m1.height - 1))]
+    truncated = matrix_of(m1.filter(pl.col("time") < cut), default_indicators())
+    expected = default_matrix.filter(pl.col("close_time") <= cut)
+    assert_frame_equal(truncated, expected, check_exact=True)
 
 
 def test_a_join_on_bar_open_times_would_be_caught(m1):
