@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -35,7 +35,7 @@ def isolated_homes(tmp_path, monkeypatch):
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def m1_frame(start: datetime, closes: list[float], spread: float | None = None) -> pl.DataFrame:

@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import difflib
 import math
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-
-import tomllib
 
 from forex_assets.features.hygiene import DEFAULT_MAX_WARMUP_SHARE
 from forex_assets.features.indicator_set import (

@@ -27,7 +27,7 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ from forex_assets.market.bar_schema import M1_SCHEMA, PRICE_COLUMNS, TIME
 from forex_assets.market.instruments import Instrument
 
 
-class FileFormat(str, Enum):
+class FileFormat(StrEnum):
     AUTO = "auto"
     HISTDATA = "histdata"
     DUKASCOPY = "dukascopy"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -145,7 +145,7 @@ def generate_sample_m1(
 
 
 def _trading_minutes(start: date, years: float) -> pl.Series:
-    begin = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+    begin = datetime(start.year, start.month, start.day, tzinfo=UTC)
     end = begin + timedelta(minutes=int(years * 365.25 * 1440))
     grid = pl.datetime_range(begin, end, "1m", closed="left", time_unit="us", eager=True)
     frame = pl.DataFrame({TIME: grid}).filter(~in_weekend_closure(pl.col(TIME)))

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numba
 import numpy as np
@@ -39,7 +39,7 @@ from forex_assets.market.bar_schema import M1_SCHEMA, PRICE_COLUMNS, TIME
 from forex_assets.market.fx_calendar import in_weekend_closure
 
 
-class QuarantineReason(str, Enum):
+class QuarantineReason(StrEnum):
     UNPARSEABLE = "unparseable"
     MISSING_VALUE = "missing_value"
     NON_POSITIVE_PRICE = "non_positive_price"

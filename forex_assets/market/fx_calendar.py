@@ -12,7 +12,7 @@ correct across both the US and the European DST switches.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import polars as pl
 
@@ -21,7 +21,7 @@ NEW_YORK = "America/New_York"
 NEW_YORK_CLOSE_SHIFT_HOURS = 7
 
 
-class DayClose(str, Enum):
+class DayClose(StrEnum):
     """Where a daily bar ends."""
 
     NEW_YORK_17 = "new_york_17"

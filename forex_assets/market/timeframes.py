@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import polars as pl
 
 from forex_assets.market.fx_calendar import FxCalendar
 
 
-class Timeframe(str, Enum):
+class Timeframe(StrEnum):
     """Chart timeframes in MetaTrader naming; values are the names users type."""
 
     M1 = "M1"

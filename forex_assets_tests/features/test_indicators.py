@@ -10,7 +10,7 @@ float32 matrix is the float64 one rounded.
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -278,7 +278,7 @@ def test_every_indicator_is_causal(symbol, fraction):
 
 
 def minutes_of(day: date) -> np.ndarray:
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return np.arange(1440, dtype=np.int64) * 60_000_000 + int(start.timestamp()) * 1_000_000
 
 
@@ -314,7 +314,7 @@ def test_session_hours_follow_each_zones_dst(day, london, new_york):
 
 def test_session_columns_through_a_year_of_switches():
     """Every quarter hour of 2024 (weekends and switch nights included) against pandas."""
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
     times = pl.datetime_range(
         start, start + timedelta(days=366), "15m", closed="left", time_unit="us", eager=True
     )

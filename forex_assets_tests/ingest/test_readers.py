@@ -3,7 +3,7 @@ volume, line numbers, row-level errors and file-level errors."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +22,7 @@ from forex_assets.market.instruments import instrument_for
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:

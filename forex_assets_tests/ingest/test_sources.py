@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ CSV_TEXT = "time,open,high,low,close\n2023-01-03 10:00:00,1.1,1.2,1.0,1.15\n"
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def touch(data_dir: Path, relative: str, content: str | bytes = CSV_TEXT) -> Path:

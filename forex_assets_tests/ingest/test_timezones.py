@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -13,7 +13,7 @@ from forex_assets.market.fx_calendar import FxCalendar, in_weekend_closure
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def to_utc(spec: str, *naive: datetime) -> list[datetime | None]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -31,7 +31,7 @@ GOOD = "1.1000,1.1010,1.0990,1.1005,10"  # open, high, low, close, volume of a v
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def write_csv(tmp_path: Path, name: str, *rows: str) -> Path:
