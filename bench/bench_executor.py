@@ -49,6 +49,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 from bench import executor_jobs as jobs
 from bench.harness import BenchConfig, BenchResult, BenchRow, Measurement, check
+from bench.process_tree import children_by_scan, stat_fields
 from forex_assets.compute.core_ledger import LEDGER_ENV
 from forex_assets.compute.plan import PlanSettings
 from forex_assets.compute.thread_budget import lightgbm_threads
@@ -82,27 +83,6 @@ def usable_cores() -> int:
 # --------------------------------------------------------------------------- sampling
 
 
-def _stat_fields(path: str) -> list[str] | None:
-    """Fields of a /proc stat file after the ``(comm)`` one: [state, ppid, ...]."""
-    try:
-        with open(path, encoding="ascii", errors="replace") as handle:
-            text = handle.read()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2 :].split()
-
-
-def _children_by_scan() -> dict[int, list[int]]:
-    """Parent pid -> child pids, from the stat file of every process in /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            fields = _stat_fields(f"/proc/{entry.name}/stat")
-            if fields is not None:
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    return children
-
-
 def _task_children(pid: int, tid: str) -> list[int] | None:
     """Children that thread `tid` of `pid` started (Linux CONFIG_PROC_CHILDREN), if known."""
     try:
@@ -133,7 +113,7 @@ def runnable_threads(root: int, skip_tid: int) -> tuple[int, int]:
     Walks the tree through each thread's ``children`` file where the kernel provides it
     (a few reads per process), else through a scan of every process's parent pid.
     """
-    scanned = None if os.path.exists(f"/proc/{root}/task/{root}/children") else _children_by_scan()
+    scanned = None if os.path.exists(f"/proc/{root}/task/{root}/children") else children_by_scan()
     count = helpers = 0
     tree = [root]
     for pid in tree:  # grows while iterating: breadth-first
@@ -147,7 +127,7 @@ def runnable_threads(root: int, skip_tid: int) -> tuple[int, int]:
                 tree.extend(_task_children(pid, tid) or ())
             if pid == root and int(tid) == skip_tid:
                 continue
-            fields = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
+            fields = stat_fields(f"/proc/{pid}/task/{tid}/stat")
             if fields is not None and fields[0] == "R":
                 running += 1
         if scanned is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from forex_assets.features.feature_config import FeatureSettings
-from forex_assets.features.feature_matrix import KEY_COLUMNS, build_feature_matrix
+from forex_assets.features.feature_matrix import KEY_COLUMNS, FeatureMatrix, build_feature_matrix
 from forex_assets.features.hygiene import clean_feature_columns
 from forex_assets.features.indicator_set import compute_indicators
 from forex_assets.market.fx_calendar import FxCalendar
@@ -28,12 +28,9 @@ def _timeframe_features(bars: pl.DataFrame, settings: FeatureSettings) -> pl.Dat
     return clean_feature_columns(computed, names, settings.max_warmup_share)[0]
 
 
-def build_matrix_from_parquet(m1_path: str) -> dict[str, float]:
-    """Time and peak memory of M1 Parquet -> 11 timeframes -> features -> feature matrix."""
-    settings = FeatureSettings()
+def feature_matrix_from_m1(m1: pl.DataFrame, settings: FeatureSettings) -> FeatureMatrix:
+    """M1 bars -> 11 timeframes -> features -> the labeled feature matrix."""
     calendar = FxCalendar()
-    started = time.perf_counter()
-    m1 = pl.read_parquet(m1_path)
     features: dict[Timeframe, pl.DataFrame] = {}
     base_bars = resample_bars(m1, settings.base_timeframe, calendar)
     for timeframe in Timeframe:
@@ -41,7 +38,14 @@ def build_matrix_from_parquet(m1_path: str) -> dict[str, float]:
         computed = _timeframe_features(bars, settings)
         if timeframe.nominal_minutes >= settings.base_timeframe.nominal_minutes:
             features[timeframe] = computed
-    matrix = build_feature_matrix(features, base_bars, settings)
+    return build_feature_matrix(features, base_bars, settings)
+
+
+def build_matrix_from_parquet(m1_path: str) -> dict[str, float]:
+    """Time and peak memory of M1 Parquet -> 11 timeframes -> features -> feature matrix."""
+    started = time.perf_counter()
+    m1 = pl.read_parquet(m1_path)
+    matrix = feature_matrix_from_m1(m1, FeatureSettings())
     return {
         "seconds": time.perf_counter() - started,
         "m1_rows": m1.height,

@@ -5,12 +5,14 @@ import dagster as dg
 from forex_assets import settings
 from forex_assets.assets.bars import m1_bars, timeframe_bars_assets
 from forex_assets.assets.features import feature_assets
+from forex_assets.assets.models import model_assets
 from forex_assets.executor import budgeted_executor
 from forex_assets.jobs import symbol_pipeline_job
 from forex_assets.resources import (
     BarSourceResource,
     DuckDBCatalogResource,
     MarketCalendarResource,
+    ModelStoreResource,
     ParquetIOManager,
 )
 from forex_assets.sensors import symbol_registry_sensor
@@ -26,13 +28,20 @@ def build_resources() -> dict[str, object]:
             data_dir=str(settings.data_dir()), sample_years=settings.sample_years()
         ),
         "market_calendar": MarketCalendarResource(),
+        "model_store": ModelStoreResource(root=str(settings.models_root())),
     }
 
 
 def build_definitions() -> dg.Definitions:
     """The code location, with resources resolved from the environment at call time."""
+    features = settings.feature_settings()
     return dg.Definitions(
-        assets=[m1_bars, *timeframe_bars_assets, *feature_assets(settings.feature_settings())],
+        assets=[
+            m1_bars,
+            *timeframe_bars_assets,
+            *feature_assets(features),
+            *model_assets(features),
+        ],
         jobs=[symbol_pipeline_job],
         sensors=[symbol_registry_sensor],
         resources=build_resources(),

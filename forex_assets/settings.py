@@ -47,6 +47,11 @@ def catalog_path() -> Path:
     return project_home() / "catalog.duckdb"
 
 
+def models_root() -> Path:
+    """Trained model files, one folder per symbol and run."""
+    return project_home() / "models"
+
+
 def data_dir() -> Path:
     if os.environ.get(ENV_DATA_DIR):
         return Path(os.environ[ENV_DATA_DIR]).expanduser().resolve()

@@ -20,14 +20,14 @@ def test_train_runs_the_chain_with_progress(tmp_path):
     env = {
         **os.environ,
         "FOREX_ASSETS_HOME": str(tmp_path / "home"),
-        "FOREX_ASSETS_SAMPLE_YEARS": "0.05",
+        "FOREX_ASSETS_SAMPLE_YEARS": "0.1",
     }
     env.pop("DAGSTER_HOME", None)
     result = _cli("train", "--symbol", "eurusd", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     progress = [line for line in result.stdout.splitlines() if line.startswith("[")]
-    assert len(progress) == 24
-    assert progress[-1].startswith("[ 24/24]") and all(" ok " in line for line in progress)
+    assert len(progress) == 26
+    assert progress[-1].startswith("[ 26/26]") and all(" ok " in line for line in progress)
     assert "symbol_pipeline for EURUSD succeeded" in result.stdout
     store = tmp_path / "home" / "store"
     assert (store / "bars" / "w1" / "symbol=EURUSD" / "data.parquet").exists()
@@ -38,7 +38,7 @@ def test_train_runs_the_chain_with_progress(tmp_path):
     assert listed.stdout.split() == ["EURUSD"]
     queried = _cli("query", "select 1000 + count(*) as marker from bars_mn1", env=env, cwd=tmp_path)
     assert queried.returncode == 0, queried.stderr
-    assert "1001" in queried.stdout  # 0.05 years from 2023-01-01: one monthly bar
+    assert "1002" in queried.stdout  # 0.1 years from 2023-01-01: January and February
 
 
 def test_bad_symbol_is_refused_with_a_reason(tmp_path):

@@ -29,10 +29,21 @@ def instance(tmp_path):
         yield test_instance
 
 
-def _run(instance: dg.DagsterInstance, symbol: str) -> dg.ExecuteInProcessResult:
+def _run(
+    instance: dg.DagsterInstance, symbol: str, groups: tuple[str, ...] = ()
+) -> dg.ExecuteInProcessResult:
+    """The symbol pipeline, or only the asset groups named (tiny files cannot train models)."""
     register_symbols(instance, [symbol])
-    job = build_definitions().resolve_job_def(SYMBOL_PIPELINE)
-    return job.execute_in_process(instance=instance, partition_key=symbol, raise_on_error=False)
+    defs = build_definitions()
+    job = defs.resolve_job_def(SYMBOL_PIPELINE)
+    selection = (
+        sorted(dg.AssetSelection.groups(*groups).resolve(defs.resolve_asset_graph()))
+        if groups
+        else None
+    )
+    return job.execute_in_process(
+        instance=instance, partition_key=symbol, raise_on_error=False, asset_selection=selection
+    )
 
 
 def _metadata(result: dg.ExecuteInProcessResult, node: str, key: str | None = None) -> dict:
@@ -85,10 +96,26 @@ def test_sample_symbol_materializes_every_timeframe(instance, monkeypatch):
     assert 0 <= matrix_meta["nan_share"] < 0.2
     assert "| time | close_time |" in matrix_meta["preview"]
     assert {"tb_label", "tb_t1", "meta_label", "meta_t1", "confluence_trend"} <= set(matrix.columns)
+    folds_meta = _metadata(result, "cpcv_folds")
+    assert (folds_meta["splits"], folds_meta["paths"]) == (15, 5)
+    models_meta = _metadata(result, "trained_models")
+    assert (models_meta["splits"], models_meta["paths"]) == (15, 5)
+    assert 0.0 <= models_meta["deflated_sharpe_ratio"] <= 1.0
+    assert models_meta["pbo"] != models_meta["pbo"] or 0.0 <= models_meta["pbo"] <= 1.0
+    assert "| lightgbm | 0 |" in models_meta["path_metrics"]
+    assert models_meta["equity_path_4"].startswith("![equity path 4](data:image/png;base64,")
+    oof = pl.read_parquet(models_meta["dagster/uri"])
+    assert oof.height == 5 * 3 * matrix.height  # paths x (lightgbm, mlp, blend) x rows
     catalog = DuckDBCatalog(settings.catalog_path())
     assert {"m1_bars", "m1_quarantine", "bars_h4", "bars_mn1", "feature_matrix"} <= set(
         catalog.views()
     )
+    registry = catalog.query(
+        "SELECT model, split, file, data_fingerprint FROM model_registry WHERE symbol = 'USDJPY'"
+    )
+    assert registry.height == 2 * (15 + 1)
+    assert all(Path(f).exists() for f in registry.get_column("file"))
+    assert set(registry.get_column("data_fingerprint")) == {models_meta["data_fingerprint"]}
     daily = catalog.query(
         "SELECT symbol, count(*) AS n, bool_and(close_time > time) AS ordered FROM bars_d1 GROUP BY 1"
     )
@@ -119,7 +146,7 @@ def test_real_files_with_bad_rows_are_quarantined_and_counted(instance):
     lines.insert(70, "garbage line")
     (folder / "DAT_ASCII_EURUSD_M1_202401.csv").write_text("\n".join(lines) + "\n")
 
-    result = _run(instance, "EURUSD")
+    result = _run(instance, "EURUSD", groups=("data",))
     assert result.success
     m1 = _metadata(result, "m1_bars", "m1_bars")
     assert m1["source"] == "files"

@@ -30,7 +30,7 @@ import polars as pl
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.features.hygiene import HygieneReport, clean_feature_columns
 from forex_assets.features.indicator_set import IndicatorSpec
-from forex_assets.features.labels import label_bars
+from forex_assets.features.labels import LABEL_COLUMNS, label_bars
 from forex_assets.market.bar_schema import TIME
 from forex_assets.market.timeframes import Timeframe
 
@@ -38,6 +38,11 @@ CLOSE_TIME = "close_time"
 KNOWN_AT = "_known_at"
 CONFLUENCE_TREND = "confluence_trend"
 KEY_COLUMNS = (TIME, CLOSE_TIME, "complete")
+
+
+def matrix_feature_columns(matrix: pl.DataFrame) -> list[str]:
+    """The model inputs of a stored feature matrix: everything but keys and labels."""
+    return [c for c in matrix.columns if c not in KEY_COLUMNS and c not in LABEL_COLUMNS]
 
 
 def prefixed(timeframe: Timeframe, column: str) -> str:

@@ -50,6 +50,15 @@ class Touch(IntEnum):
     BOTH = 2
 
 
+LABEL_COLUMNS = (
+    "tb_label",
+    "tb_t1",
+    "tb_return",
+    "tb_horizon",
+    "meta_label",
+    "meta_t1",
+    "meta_side",
+)
 BOTH_HIT_RULES = ("stop", "zero")
 NEITHER_HIT_RULES = ("zero", "sign")
 

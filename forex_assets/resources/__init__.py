@@ -3,6 +3,7 @@
 from forex_assets.resources.bar_source import BarSourceResource, FileOverrideConfig
 from forex_assets.resources.duckdb_catalog import DuckDBCatalogResource
 from forex_assets.resources.market_calendar import MarketCalendarResource
+from forex_assets.resources.model_store import ModelStoreResource
 from forex_assets.resources.parquet_io_manager import ParquetIOManager
 
 __all__ = [
@@ -10,5 +11,6 @@ __all__ = [
     "DuckDBCatalogResource",
     "FileOverrideConfig",
     "MarketCalendarResource",
+    "ModelStoreResource",
     "ParquetIOManager",
 ]

@@ -1,0 +1,316 @@
+"""Validation and models: CPCV folds, and LightGBM + MLP trained per split with OOF paths."""
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from forex_assets.assets.bars import timeframe_bars_key
+from forex_assets.assets.features import FEATURE_MATRIX
+from forex_assets.code_version import code_version
+from forex_assets.features.feature_config import FeatureSettings
+from forex_assets.features.feature_matrix import matrix_feature_columns
+from forex_assets.market.bar_schema import TIME
+from forex_assets.market.instruments import instrument_for
+from forex_assets.models.dataset import CLASSES, TrainingData
+from forex_assets.models.evaluation import Evaluation, evaluate_paths
+from forex_assets.models.out_of_fold import path_probabilities
+from forex_assets.models.plots import curves_of_path, equity_png, markdown_image
+from forex_assets.models.signal_trading import round_trip_cost
+from forex_assets.models.stacking import time_ordered_stack
+from forex_assets.models.training import (
+    BASE_MODELS,
+    GRADIENT_BOOSTING,
+    NEURAL_NET,
+    SplitResult,
+    TrainingSettings,
+    train_all,
+)
+from forex_assets.partitions import symbol_partitions
+from forex_assets.resources import DuckDBCatalogResource, ModelStoreResource
+from forex_assets.storage.model_ledger import ModelRecord, record_models
+from forex_assets.validation.cpcv import (
+    CpcvSettings,
+    combinatorial_purged_cv,
+    fold_membership,
+    path_table,
+    plan_from_membership,
+    split_table,
+)
+
+VALIDATION_GROUP = "validation"
+MODELS_GROUP = "models"
+TRAINING_POOL = "training"
+CPCV_FOLDS = dg.AssetKey("cpcv_folds")
+TRAINED_MODELS = dg.AssetKey("trained_models")
+BLEND = "blend"
+FILE_FORMATS = {GRADIENT_BOOSTING: "lightgbm-text", NEURAL_NET: "torch-state-dict+json"}
+TOP_FEATURES = 20
+
+
+class CpcvConfig(dg.Config):
+    n_groups: int = 6
+    test_groups: int = 2
+    embargo_share: float = 0.01
+
+
+class TrainingConfig(dg.Config):
+    seed: int = 7
+    fallback_cost_pips: float = 1.0
+    commission: float = 0.0
+
+
+def _markdown_table(frame: pl.DataFrame, digits: int = 4) -> str:
+    def cell(value: object) -> str:
+        return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * frame.width]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join(lines)
+
+
+@dg.asset(
+    key=CPCV_FOLDS,
+    ins={"matrix": dg.AssetIn(FEATURE_MATRIX)},
+    partitions_def=symbol_partitions,
+    group_name=VALIDATION_GROUP,
+    kinds={"polars", "parquet"},
+    description=(
+        "Combinatorial purged cross-validation of the feature matrix: each row's group and "
+        "its role in every split (1 test, 0 train, -1 purged, -2 embargoed). Purging uses "
+        "the labels' end times (t1); the path table is in the metadata."
+    ),
+)
+def cpcv_folds(
+    context: dg.AssetExecutionContext, config: CpcvConfig, matrix: pl.DataFrame
+) -> dg.Output:
+    settings = CpcvSettings(
+        n_groups=config.n_groups,
+        test_groups=config.test_groups,
+        embargo_share=config.embargo_share,
+    )
+    t0 = matrix.get_column("close_time").dt.epoch("us").to_numpy()
+    t1 = matrix.get_column("tb_t1").dt.epoch("us").to_numpy()
+    plan = combinatorial_purged_cv(t0, t1, settings)
+    membership = pl.concat([matrix.select(TIME), fold_membership(plan)], how="horizontal")
+    splits = split_table(plan)
+    context.log.info(f"{len(plan.splits)} splits, {plan.n_paths} paths over {t0.size} rows")
+    return dg.Output(
+        membership,
+        metadata={
+            "n_groups": settings.n_groups,
+            "test_groups": settings.test_groups,
+            "splits": len(plan.splits),
+            "paths": plan.n_paths,
+            "rows": t0.size,
+            "purged_rows_total": int(splits.get_column("purged").sum()),
+            "embargoed_rows_total": int(splits.get_column("embargoed").sum()),
+            "split_table": dg.MetadataValue.md(_markdown_table(splits)),
+            "path_table": dg.MetadataValue.md(
+                _markdown_table(
+                    path_table(plan)
+                    .pivot("group", index="path", values="split")
+                    .rename(lambda c: c if c == "path" else f"group {c}")
+                )
+            ),
+        },
+    )
+
+
+def _importance_table(results: Sequence[SplitResult]) -> str:
+    totals: dict[str, float] = {}
+    for result in results:
+        for name, gain in result.importance.items():
+            totals[name] = totals.get(name, 0.0) + gain
+    total = sum(totals.values()) or 1.0
+    top = sorted(totals.items(), key=lambda item: -item[1])[:TOP_FEATURES]
+    frame = pl.DataFrame(
+        {"feature": [n for n, _ in top], "gain_share": [g / total for _, g in top]}
+    )
+    return _markdown_table(frame)
+
+
+def _ledger_records(
+    symbol: str,
+    run_id: str,
+    data: TrainingData,
+    results: Sequence[SplitResult],
+    final: SplitResult,
+    evaluation: Evaluation,
+) -> list[ModelRecord]:
+    fingerprint, version = data.fingerprint(), code_version()
+    summary = {row["model"]: row for row in evaluation.summary.iter_rows(named=True)}
+
+    def record(model: str, result: SplitResult, split: str) -> ModelRecord:
+        metrics = {
+            "validation_loss": result.validation_loss[model],
+            "best_iteration": float(result.best_iteration[model]),
+            "train_rows": float(result.train_rows),
+        }
+        if split == "final":
+            metrics |= {f"oof_{k}": float(v) for k, v in summary[model].items() if k != "model"}
+        return ModelRecord(
+            symbol, run_id, model, split, result.files[model], FILE_FORMATS[model],
+            data.feature_names, fingerprint, version, metrics,
+        )  # fmt: skip
+
+    records = [
+        record(model, result, f"split_{result.index:02d}")
+        for result in results
+        for model in BASE_MODELS
+    ]
+    records += [record(model, final, "final") for model in BASE_MODELS]
+    return records
+
+
+def _oof_frame(times: pl.Series, path_proba: dict[str, np.ndarray]) -> pl.DataFrame:
+    frames = []
+    for model, proba in path_proba.items():
+        for path in range(proba.shape[0]):
+            frames.append(
+                pl.DataFrame(
+                    {
+                        TIME: times,
+                        "path": np.full(times.len(), path, dtype=np.int16),
+                        "model": np.full(times.len(), model),
+                        **{f"p_{c:+d}": proba[path, :, i] for i, c in enumerate(CLASSES)},
+                    }
+                )
+            )
+    return pl.concat(frames)
+
+
+def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
+    base = settings.base_timeframe
+
+    @dg.asset(
+        key=TRAINED_MODELS,
+        ins={
+            "matrix": dg.AssetIn(FEATURE_MATRIX),
+            "folds": dg.AssetIn(CPCV_FOLDS),
+            "base_bars": dg.AssetIn(timeframe_bars_key(base)),
+        },
+        partitions_def=symbol_partitions,
+        group_name=MODELS_GROUP,
+        pool=TRAINING_POOL,
+        kinds={"lightgbm", "pytorch", "parquet"},
+        description=(
+            "LightGBM and a torch MLP trained on every CPCV split in parallel within the "
+            "step's CPU budget (early stopping on a time-ordered inner slice), a final refit "
+            "on all rows, and a time-ordered stacking blender. Stores the out-of-fold "
+            "probabilities of every path; model files go to the model store and the ledger."
+        ),
+    )
+    def trained_models(
+        context: dg.AssetExecutionContext,
+        config: TrainingConfig,
+        model_store: ModelStoreResource,
+        duckdb_catalog: DuckDBCatalogResource,
+        matrix: pl.DataFrame,
+        folds: pl.DataFrame,
+        base_bars: pl.DataFrame,
+    ) -> dg.Output:
+        symbol = context.partition_key
+        data = TrainingData.from_matrix(matrix, matrix_feature_columns(matrix))
+        plan = plan_from_membership(folds)
+        run_directory = model_store.run_directory(symbol, context.run_id)
+        training = TrainingSettings(seed=config.seed)
+
+        def progress(result: SplitResult) -> None:
+            name = "final refit" if result.index < 0 else f"split {result.index}"
+            context.log.info(
+                f"{name}: {result.seconds:.1f} s on {result.device}, best iterations "
+                f"{result.best_iteration}"
+            )
+
+        with tempfile.TemporaryDirectory(prefix="forex_assets_training_") as work:
+            results, final = train_all(
+                data,
+                [(s.train, s.test) for s in plan.splits],
+                training,
+                Path(work),
+                run_directory,
+                progress,
+            )
+        path_proba = {
+            model: path_probabilities(plan.paths, plan.group_bounds, results, model)
+            for model in BASE_MODELS
+        }
+        path_proba[BLEND] = np.stack(
+            [
+                time_ordered_stack(
+                    [path_proba[m][path] for m in BASE_MODELS],
+                    np.asarray(data.classes),
+                    np.asarray(data.t0),
+                    np.asarray(data.t1),
+                    plan.group_bounds,
+                )
+                for path in range(plan.n_paths)
+            ]
+        )
+        prices = matrix.select(TIME).join(
+            base_bars.select(TIME, "close", "spread"), on=TIME, how="left"
+        )
+        cost = round_trip_cost(
+            prices.get_column("close").to_numpy(),
+            prices.get_column("spread").fill_null(np.nan).to_numpy(),
+            instrument_for(symbol).pip_size,
+            config.fallback_cost_pips,
+            config.commission,
+        )
+        evaluation = evaluate_paths(path_proba, data, cost)
+        record_models(
+            duckdb_catalog.get_catalog(),
+            _ledger_records(symbol, context.run_id, data, results, final, evaluation),
+        )
+        judged = evaluation.overfitting
+        deflated = judged.deflated_sharpe
+        plots = {
+            f"equity_path_{path}": dg.MetadataValue.md(
+                markdown_image(
+                    equity_png(
+                        curves_of_path(evaluation.curves, path),
+                        f"{symbol} out-of-fold equity, path {path}",
+                    ),
+                    f"equity path {path}",
+                )
+            )
+            for path in range(plan.n_paths)
+        }
+        return dg.Output(
+            _oof_frame(matrix.get_column(TIME), path_proba),
+            metadata={
+                "splits": len(results),
+                "paths": plan.n_paths,
+                "rows": data.rows,
+                "features": len(data.feature_names),
+                "device": results[0].device if results else "none",
+                "split_seconds": dg.MetadataValue.json([round(r.seconds, 2) for r in results]),
+                "path_metrics": dg.MetadataValue.md(_markdown_table(evaluation.per_path)),
+                "model_summary": dg.MetadataValue.md(_markdown_table(evaluation.summary)),
+                "strategies_tried": len(evaluation.strategies),
+                "selected_strategy": judged.selected or "none",
+                "deflated_sharpe_ratio": float(deflated.dsr) if deflated else float("nan"),
+                "selected_sharpe_per_day": float(deflated.sharpe) if deflated else float("nan"),
+                "expected_max_sharpe_per_day": (
+                    float(deflated.benchmark) if deflated else float("nan")
+                ),
+                "dsr_note": judged.dsr_note or "over every (model, threshold) strategy tried",
+                "pbo": float(judged.pbo.pbo) if judged.pbo else float("nan"),
+                "pbo_note": judged.pbo_note or "CSCV over daily returns of every strategy",
+                "feature_importance": dg.MetadataValue.md(_importance_table(results)),
+                "model_directory": dg.MetadataValue.path(str(run_directory)),
+                "code_version": code_version(),
+                "data_fingerprint": data.fingerprint(),
+                **plots,
+            },
+        )
+
+    return trained_models
+
+
+def model_assets(settings: FeatureSettings) -> list[dg.AssetsDefinition]:
+    return [cpcv_folds, build_trained_models(settings)]

@@ -1,0 +1,1 @@
+"""Metrics: classification scores for model evaluation and trading statistics for backtests."""

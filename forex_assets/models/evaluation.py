@@ -1,0 +1,150 @@
+"""How the out-of-fold predictions score: per path, per model, and against overfitting.
+
+Per path and model: accuracy, log-loss and one-vs-rest AUC of the probabilities, and the
+strategy metrics of trading them (`signal_trading`) with costs at the primary edge
+threshold. Overfitting is judged over every strategy tried, each (model, threshold)
+pair: the Deflated Sharpe Ratio of the best one given how many were tried and how much
+their Sharpes spread, and the Probability of Backtest Overfitting from CSCV over their
+daily returns (averaged over paths, each path being a full out-of-fold history).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from forex_assets.metrics.classification import accuracy, log_loss, roc_auc_ovr
+from forex_assets.metrics.trading import daily_returns, fx_trading_day, trading_metrics
+from forex_assets.models.dataset import TrainingData
+from forex_assets.models.signal_trading import trade_signals
+from forex_assets.validation.overfitting import (
+    DeflatedSharpe,
+    OverfittingInputError,
+    Pbo,
+    deflated_sharpe_ratio,
+    probability_of_backtest_overfitting,
+)
+
+PRIMARY_THRESHOLD = 0.1
+THRESHOLDS = (0.0, 0.1, 0.2)
+MAX_PBO_BLOCKS = 16
+MIN_DAYS_PER_PBO_BLOCK = 5
+
+
+@dataclass(frozen=True)
+class EquityCurve:
+    model: str
+    path: int
+    exit_us: np.ndarray
+    equity: np.ndarray
+
+
+@dataclass(frozen=True)
+class Overfitting:
+    selected: str | None
+    deflated_sharpe: DeflatedSharpe | None
+    pbo: Pbo | None
+    dsr_note: str
+    pbo_note: str
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    per_path: pl.DataFrame
+    summary: pl.DataFrame
+    strategies: tuple[str, ...]
+    overfitting: Overfitting
+    curves: tuple[EquityCurve, ...]
+
+
+def _strategy(model: str, threshold: float) -> str:
+    return f"{model}@{threshold:g}"
+
+
+def _pbo_blocks(days: int) -> int:
+    blocks = min(MAX_PBO_BLOCKS, days // MIN_DAYS_PER_PBO_BLOCK)
+    return blocks - blocks % 2
+
+
+def evaluate_paths(
+    path_proba: Mapping[str, np.ndarray],
+    data: TrainingData,
+    cost: np.ndarray,
+    thresholds: Sequence[float] = THRESHOLDS,
+    primary: float = PRIMARY_THRESHOLD,
+) -> Evaluation:
+    """Score every model's (paths, rows, classes) probabilities; see the module docstring."""
+    t0, t1 = np.asarray(data.t0), np.asarray(data.t1)
+    classes = np.asarray(data.classes)
+    trade_return = np.asarray(data.trade_return)
+    calendar = np.unique(fx_trading_day(np.concatenate([t0, t1])))
+    rows: list[dict[str, object]] = []
+    curves: list[EquityCurve] = []
+    daily: dict[str, np.ndarray] = {}
+    for model, proba in path_proba.items():
+        for threshold in thresholds:
+            per_path_days = np.zeros((proba.shape[0], calendar.size))
+            for path in range(proba.shape[0]):
+                trades = trade_signals(proba[path], t0, t1, trade_return, cost, threshold)
+                exit_day = fx_trading_day(trades.exit_us)
+                days, returns = daily_returns(trades.returns, exit_day)
+                # Weekdays without bars (holidays) are no trading day; nothing exits there.
+                known = np.isin(days, calendar)
+                per_path_days[path, np.searchsorted(calendar, days[known])] = returns[known]
+                if threshold != primary:
+                    continue
+                metrics = trading_metrics(trades.returns, exit_day)
+                rows.append(
+                    {
+                        "model": model,
+                        "path": path,
+                        "accuracy": accuracy(classes, proba[path].argmax(axis=1)),
+                        "log_loss": log_loss(classes, proba[path]),
+                        "auc": roc_auc_ovr(classes, proba[path]),
+                        **metrics.as_dict(),
+                    }
+                )
+                curves.append(
+                    EquityCurve(model, path, trades.exit_us, np.cumprod(1.0 + trades.returns))
+                )
+            daily[_strategy(model, threshold)] = per_path_days.mean(axis=0)
+    per_path = pl.DataFrame(rows)
+    summary = per_path.drop("path").group_by("model", maintain_order=True).mean()
+    names = tuple(daily)
+    overfitting = judge_overfitting(np.column_stack([daily[name] for name in names]), names)
+    return Evaluation(per_path, summary, names, overfitting, tuple(curves))
+
+
+def judge_overfitting(performance: np.ndarray, names: Sequence[str]) -> Overfitting:
+    """DSR of the best strategy and PBO across strategies, from (days, strategies) returns.
+
+    A strategy that never traded has no Sharpe ratio and cannot be ranked; it is left out
+    of both, and a statistic that cannot be computed says why instead of taking a value.
+    """
+    traded = [i for i in range(performance.shape[1]) if np.std(performance[:, i]) > 0]
+    if not traded:
+        reason = "no strategy traded; nothing to deflate or rank"
+        return Overfitting(None, None, None, reason, reason)
+    returns = performance[:, traded]
+    sharpes = returns.mean(axis=0) / returns.std(axis=0, ddof=1)
+    best = int(np.argmax(sharpes))
+    deflated = deflated_sharpe_ratio(returns[:, best], sharpes)
+    blocks = _pbo_blocks(returns.shape[0])
+    if len(traded) < 2:
+        return Overfitting(
+            names[traded[best]], deflated, None, "", "one strategy traded; PBO ranks several"
+        )
+    if blocks < 2:
+        reason = (
+            f"{returns.shape[0]} trading days give fewer than 2 blocks of "
+            f"{MIN_DAYS_PER_PBO_BLOCK} days; PBO needs a longer history"
+        )
+        return Overfitting(names[traded[best]], deflated, None, "", reason)
+    try:
+        pbo = probability_of_backtest_overfitting(returns, n_blocks=blocks)
+    except OverfittingInputError as error:
+        return Overfitting(names[traded[best]], deflated, None, "", f"PBO undefined: {error}")
+    return Overfitting(names[traded[best]], deflated, pbo, "", "")

@@ -1,0 +1,152 @@
+"""A torch MLP on the triple-barrier classes: GPU when present, CPU otherwise.
+
+Saved as a `state_dict` plus a JSON file with the architecture and the standardization,
+and loaded with ``torch.load(weights_only=True)``, so reading a model file can never
+execute code (a pickled module could).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from forex_assets.models.dataset import CLASSES
+from forex_assets.models.neural_net_settings import NeuralNetSettings
+
+WEIGHTS_FILE = "weights.pt"
+SPEC_FILE = "network.json"
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Per-feature mean and scale from the training rows; NaN becomes the mean (0)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> Standardizer:
+        with np.errstate(invalid="ignore"):
+            mean = np.nanmean(features, axis=0, dtype=np.float64)
+            scale = np.nanstd(features, axis=0, dtype=np.float64)
+        mean = np.nan_to_num(mean)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        return cls(mean.astype(np.float32), scale.astype(np.float32))
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        scaled = (np.asarray(features, dtype=np.float32) - self.mean) / self.scale
+        return np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def build_network(inputs: int, settings: NeuralNetSettings) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = inputs
+    for hidden in settings.hidden:
+        layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(settings.dropout)]
+        width = hidden
+    layers.append(nn.Linear(width, len(CLASSES)))
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class FittedNet:
+    network: nn.Sequential
+    standardizer: Standardizer
+    settings: NeuralNetSettings
+    best_epoch: int
+    validation_loss: float
+
+    @torch.no_grad()
+    def predict_proba(self, features: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+        self.network.eval()
+        device = next(self.network.parameters()).device
+        scaled = self.standardizer.transform(features)
+        out = []
+        for start in range(0, scaled.shape[0], batch_size):
+            batch = torch.from_numpy(scaled[start : start + batch_size]).to(device)
+            out.append(torch.softmax(self.network(batch), dim=1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), dtype=np.float32)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+        torch.save(state, directory / WEIGHTS_FILE)
+        spec = {
+            "inputs": int(self.standardizer.mean.size),
+            "settings": asdict(self.settings),
+            "mean": self.standardizer.mean.tolist(),
+            "scale": self.standardizer.scale.tolist(),
+            "best_epoch": self.best_epoch,
+            "validation_loss": self.validation_loss,
+        }
+        (directory / SPEC_FILE).write_text(json.dumps(spec))
+
+
+def load_neural_net(directory: Path) -> FittedNet:
+    """Rebuild a saved network; weights are loaded with weights_only=True (no unpickling)."""
+    spec = json.loads((directory / SPEC_FILE).read_text())
+    raw = dict(spec["settings"])
+    settings = NeuralNetSettings(**{**raw, "hidden": tuple(raw["hidden"])})
+    network = build_network(spec["inputs"], settings)
+    state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    network.load_state_dict(state)
+    standardizer = Standardizer(
+        np.asarray(spec["mean"], dtype=np.float32), np.asarray(spec["scale"], dtype=np.float32)
+    )
+    return FittedNet(network, standardizer, settings, spec["best_epoch"], spec["validation_loss"])
+
+
+def fit_neural_net(
+    features: np.ndarray,
+    classes: np.ndarray,
+    validation: tuple[np.ndarray, np.ndarray],
+    settings: NeuralNetSettings,
+    threads: int,
+    seed: int,
+    device: torch.device | None = None,
+) -> FittedNet:
+    """Adam on cross-entropy, keeping the epoch with the lowest validation loss."""
+    device = device or default_device()
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    standardizer = Standardizer.fit(features)
+    x = torch.from_numpy(standardizer.transform(features)).to(device)
+    y = torch.from_numpy(np.asarray(classes, dtype=np.int64)).to(device)
+    x_val = torch.from_numpy(standardizer.transform(validation[0])).to(device)
+    y_val = torch.from_numpy(np.asarray(validation[1], dtype=np.int64)).to(device)
+    network = build_network(x.shape[1], settings).to(device)
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
+    for epoch in range(1, settings.max_epochs + 1):
+        network.train()
+        order = torch.randperm(x.shape[0], generator=generator).to(device)
+        for start in range(0, x.shape[0], settings.batch_size):
+            batch = order[start : start + settings.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(network(x[batch]), y[batch]).backward()
+            optimizer.step()
+        network.eval()
+        with torch.no_grad():
+            loss = float(loss_fn(network(x_val), y_val))
+        if loss < best_loss - 1e-6:
+            best_loss, best_epoch, stale = loss, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= settings.patience:
+                break
+    network.load_state_dict(best_state)
+    return FittedNet(network, standardizer, settings, best_epoch, best_loss)

@@ -1,0 +1,84 @@
+"""The model ledger: every trained model file with what it learned from and how it scored.
+
+Lives in the catalog's DuckDB file (under the catalog's lock, like every other write), so
+`python -m forex_assets query "select * from model_registry"` answers which code, data
+and features produced a file, and how it did out of fold.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+
+from forex_assets.storage.catalog import DuckDBCatalog
+
+TABLE = "model_registry"
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    symbol VARCHAR, run_id VARCHAR, model VARCHAR, split VARCHAR, file VARCHAR,
+    format VARCHAR, features VARCHAR, data_fingerprint VARCHAR, code_version VARCHAR,
+    metrics VARCHAR, created_at TIMESTAMPTZ
+)
+"""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    symbol: str
+    run_id: str
+    model: str
+    split: str  # "split_03", "final", or "path" for a blender evaluated per path
+    file: str
+    format: str  # "lightgbm-text", "torch-state-dict", ...
+    features: tuple[str, ...]
+    data_fingerprint: str
+    code_version: str
+    metrics: dict[str, float]
+
+
+def record_models(catalog: DuckDBCatalog, records: list[ModelRecord]) -> None:
+    """Append records; a run that is re-executed replaces its own earlier rows."""
+    if not records:
+        return
+    created = datetime.now(UTC)
+    rows = [
+        (
+            r.symbol,
+            r.run_id,
+            r.model,
+            r.split,
+            r.file,
+            r.format,
+            json.dumps(list(r.features)),
+            r.data_fingerprint,
+            r.code_version,
+            json.dumps(r.metrics, allow_nan=True),
+            created,
+        )
+        for r in records
+    ]
+    runs = sorted({(r.symbol, r.run_id) for r in records})
+    with catalog.connect() as connection:
+        connection.execute(_SCHEMA)
+        connection.execute("BEGIN TRANSACTION")
+        for symbol, run_id in runs:
+            connection.execute(
+                f"DELETE FROM {TABLE} WHERE symbol = ? AND run_id = ?", [symbol, run_id]
+            )
+        connection.executemany(
+            f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
+        connection.execute("COMMIT")
+
+
+def registered_models(catalog: DuckDBCatalog, symbol: str) -> pl.DataFrame:
+    with catalog.connect() as connection:
+        connection.execute(_SCHEMA)
+        table = connection.sql(
+            f"SELECT * FROM {TABLE} WHERE symbol = ? ORDER BY created_at, model, split",
+            params=[symbol],
+        ).to_arrow_table()
+    return pl.from_arrow(table)

@@ -1,0 +1,1 @@
+"""Validation: combinatorial purged cross-validation and overfitting statistics."""
