@@ -113,7 +113,7 @@ def test_sample_symbol_materializes_every_timeframe(instance, monkeypatch):
     registry = catalog.query(
         "SELECT model, split, file, data_fingerprint FROM model_registry WHERE symbol = 'USDJPY'"
     )
-    assert registry.height == 2 * (15 + 1)
+    assert registry.height == 2 * (15 + 1) + 1  # + the final blender
     assert all(Path(f).exists() for f in registry.get_column("file"))
     assert set(registry.get_column("data_fingerprint")) == {models_meta["data_fingerprint"]}
     daily = catalog.query(

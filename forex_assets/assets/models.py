@@ -20,7 +20,7 @@ from forex_assets.models.evaluation import Evaluation, evaluate_paths
 from forex_assets.models.out_of_fold import path_probabilities
 from forex_assets.models.plots import curves_of_path, equity_png, markdown_image
 from forex_assets.models.signal_trading import round_trip_cost
-from forex_assets.models.stacking import time_ordered_stack
+from forex_assets.models.stacking import fit_blender, save_blender, time_ordered_stack
 from forex_assets.models.training import (
     BASE_MODELS,
     GRADIENT_BOOSTING,
@@ -47,7 +47,12 @@ TRAINING_POOL = "training"
 CPCV_FOLDS = dg.AssetKey("cpcv_folds")
 TRAINED_MODELS = dg.AssetKey("trained_models")
 BLEND = "blend"
-FILE_FORMATS = {GRADIENT_BOOSTING: "lightgbm-text", NEURAL_NET: "torch-state-dict+json"}
+BLENDER_FILE = "blender.json"
+FILE_FORMATS = {
+    GRADIENT_BOOSTING: "lightgbm-text",
+    NEURAL_NET: "torch-state-dict+json",
+    BLEND: "json-weights",
+}
 TOP_FEATURES = 20
 
 
@@ -140,6 +145,7 @@ def _ledger_records(
     results: Sequence[SplitResult],
     final: SplitResult,
     evaluation: Evaluation,
+    blender_file: str,
 ) -> list[ModelRecord]:
     fingerprint, version = data.fingerprint(), code_version()
     summary = {row["model"]: row for row in evaluation.summary.iter_rows(named=True)}
@@ -163,6 +169,21 @@ def _ledger_records(
         for model in BASE_MODELS
     ]
     records += [record(model, final, "final") for model in BASE_MODELS]
+    blender_metrics = {f"oof_{k}": float(v) for k, v in summary[BLEND].items() if k != "model"}
+    records.append(
+        ModelRecord(
+            symbol,
+            run_id,
+            BLEND,
+            "final",
+            blender_file,
+            FILE_FORMATS[BLEND],
+            BASE_MODELS,
+            fingerprint,
+            version,
+            blender_metrics,
+        )
+    )
     return records
 
 
@@ -262,9 +283,18 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
             config.commission,
         )
         evaluation = evaluate_paths(path_proba, data, cost)
+        # The blender the final refit models go with, fitted on every out-of-fold row.
+        blender_file = run_directory / BLENDER_FILE
+        save_blender(
+            fit_blender([path_proba[m][0] for m in BASE_MODELS], np.asarray(data.classes)),
+            BASE_MODELS,
+            blender_file,
+        )
         record_models(
             duckdb_catalog.get_catalog(),
-            _ledger_records(symbol, context.run_id, data, results, final, evaluation),
+            _ledger_records(
+                symbol, context.run_id, data, results, final, evaluation, str(blender_file)
+            ),
         )
         judged = evaluation.overfitting
         deflated = judged.deflated_sharpe

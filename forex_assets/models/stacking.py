@@ -8,7 +8,9 @@ the first group, with no history, gets the plain average of the models.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
@@ -71,3 +73,13 @@ def time_ordered_stack(
         weights = fit_blender([p[history] for p in probabilities], classes[history])
         out[start:stop] = blend(pieces, weights)
     return out
+
+
+def save_blender(weights: np.ndarray, models: Sequence[str], path: Path) -> None:
+    """The final blender as JSON: the models it blends, in order, and its weight matrix."""
+    path.write_text(json.dumps({"models": list(models), "weights": weights.tolist()}))
+
+
+def load_blender(path: Path) -> tuple[list[str], np.ndarray]:
+    document = json.loads(path.read_text())
+    return document["models"], np.asarray(document["weights"], dtype=np.float64)
