@@ -76,7 +76,11 @@ def evaluate_paths(
     thresholds: Sequence[float] = THRESHOLDS,
     primary: float = PRIMARY_THRESHOLD,
 ) -> Evaluation:
-    """Score every model's (paths, rows, classes) probabilities; see the module docstring."""
+    """Score every model's (paths, rows, classes) probabilities; see the module docstring.
+
+    The primary threshold is always among the strategies, listed or not.
+    """
+    thresholds = tuple(sorted({*thresholds, primary}))
     t0, t1 = np.asarray(data.t0), np.asarray(data.t1)
     classes = np.asarray(data.classes)
     trade_return = np.asarray(data.trade_return)

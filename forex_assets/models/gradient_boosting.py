@@ -54,7 +54,9 @@ class FittedBooster:
     validation_loss: float
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return self.booster.predict(features, num_iteration=self.best_iteration)
+        # LightGBM returns shape (0,) for no rows; keep (rows, classes) for every caller.
+        proba = self.booster.predict(features, num_iteration=self.best_iteration)
+        return np.asarray(proba).reshape(len(features), len(CLASSES))
 
     def save(self, path: Path) -> None:
         self.booster.save_model(str(path), num_iteration=self.best_iteration)

@@ -32,7 +32,8 @@ def inner_validation_split(
     inner = inner[t1[inner] < starts]
     if inner.size == 0:
         raise ValueError(
-            "every inner-training row's label reaches into the early-stopping slice; the "
-            "labels' horizon is longer than the training data. Shorten the label horizon."
+            f"all {train.size - count} inner-training rows have labels ending at or after the "
+            f"early-stopping slice's start (t0={starts}); the labels' horizon is longer than "
+            "the training data. Shorten the label horizon or use fewer CPCV groups."
         )
     return inner, validation

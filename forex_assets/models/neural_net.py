@@ -8,6 +8,7 @@ execute code (a pickled module could).
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,7 +36,10 @@ class Standardizer:
 
     @classmethod
     def fit(cls, features: np.ndarray) -> Standardizer:
-        with np.errstate(invalid="ignore"):
+        # An all-NaN column (a feature undefined on every training row) is expected: it
+        # gets mean 0 and scale 1 below, so numpy's warnings about it are noise.
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(features, axis=0, dtype=np.float64)
             scale = np.nanstd(features, axis=0, dtype=np.float64)
         mean = np.nan_to_num(mean)

@@ -28,8 +28,9 @@ def path_probabilities(
         for group, split in enumerate(splits):
             start, stop = group_bounds[group]
             result = results[int(split)]
-            position = np.searchsorted(result.test, np.arange(start, stop))
-            if not np.array_equal(result.test[position], np.arange(start, stop)):
+            wanted = np.arange(start, stop)
+            position = np.minimum(np.searchsorted(result.test, wanted), result.test.size - 1)
+            if result.test.size == 0 or not np.array_equal(result.test[position], wanted):
                 raise ValueError(
                     f"split {split} did not test group {group} (rows {start}..{stop - 1}), "
                     "but the path table assigns it; the plan and the results disagree."

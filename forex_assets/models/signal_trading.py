@@ -72,10 +72,16 @@ def round_trip_cost(
     The bar's mean spread where the data has one (a round trip crosses it once), else
     `fallback_pips`, plus `commission` (a fraction per round trip).
     """
-    if fallback_pips < 0 or commission < 0:
+    if fallback_pips < 0 or commission < 0 or not pip_size > 0:
         raise ValueError(
-            f"fallback_pips={fallback_pips!r} and commission={commission!r} must be >= 0: a "
-            "negative cost would pay the strategy for trading."
+            f"fallback_pips={fallback_pips!r} and commission={commission!r} must be >= 0 and "
+            f"pip_size={pip_size!r} > 0: a negative cost would pay the strategy for trading."
+        )
+    if (spread < 0).any():
+        row = int(np.flatnonzero(spread < 0)[0])
+        raise ValueError(
+            f"spread[{row}]={spread[row]!r} is negative; a spread is ask - bid. Fix the bars' "
+            "spread column (or leave it null to use fallback_pips)."
         )
     crossed = np.where(np.isnan(spread), fallback_pips * pip_size, spread)
     return crossed / close + commission

@@ -1,0 +1,218 @@
+"""Training every split plus the final refit in a budgeted process pool.
+
+The data is built directly: 3,000 rows of 10 random features, classes planted by the size
+of feature 0, t0 in 5-minute steps (epoch microseconds) and labels ending 3 bars later.
+Three hand-made purged (train, test) splits test one third of the rows each. The pool's
+budget is fixed at 2 threads (FOREX_ASSETS_STEP_THREADS), so 4 tasks get 1 thread each
+and 2 run at once, whatever machine runs the tests.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forex_assets.compute.thread_budget import STEP_THREADS_ENV
+from forex_assets.models.dataset import TrainingData
+from forex_assets.models.gradient_boosting import GradientBoostingSettings, load_gradient_boosting
+from forex_assets.models.neural_net import NeuralNetSettings, load_neural_net
+from forex_assets.models.training import (
+    BASE_MODELS,
+    FINAL_REFIT,
+    GRADIENT_BOOSTING,
+    NEURAL_NET,
+    SplitResult,
+    TrainingSettings,
+    threads_per_task,
+    train_all,
+)
+
+ROWS = 3000
+HORIZON = 3
+STEP_US = 300_000_000
+SHARE = 0.15
+SETTINGS = TrainingSettings(
+    gradient_boosting=GradientBoostingSettings(max_rounds=30, min_data_in_leaf=50),
+    neural_net=NeuralNetSettings(max_epochs=3, hidden=(16,)),
+    inner_validation_share=SHARE,
+    seed=7,
+)
+
+
+def training_data(rows: int = ROWS, seed: int = 0) -> TrainingData:
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(rows, 10)).astype(np.float32)
+    classes = np.where(features[:, 0] < -0.5, 0, np.where(features[:, 0] > 0.5, 2, 1))
+    t0 = 1_704_672_000_000_000 + np.arange(rows, dtype=np.int64) * STEP_US
+    return TrainingData(
+        features=features,
+        classes=classes.astype(np.int64),
+        t0=t0,
+        t1=t0 + HORIZON * STEP_US,
+        trade_return=rng.normal(0, 1e-3, rows),
+        feature_names=tuple(f"feature_{i}" for i in range(10)),
+    )
+
+
+def thirds_splits(rows: int = ROWS) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Test each third; purge the HORIZON training rows before it (their labels reach it)."""
+    bounds = np.linspace(0, rows, 4).astype(int)
+    splits = []
+    for start, stop in pairwise(bounds):
+        test = np.arange(start, stop, dtype=np.int64)
+        train = np.concatenate([np.arange(0, max(0, start - HORIZON)), np.arange(stop, rows)])
+        splits.append((train.astype(np.int64), test))
+    return splits
+
+
+DATA = training_data()
+SPLITS = thirds_splits()
+
+
+def run(directory: Path, progress=lambda result: None) -> tuple[list[SplitResult], SplitResult]:
+    return train_all(
+        DATA, SPLITS, SETTINGS, directory / "work", directory / "models", progress=progress
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two complete runs of train_all (for determinism), with a 2-thread step budget."""
+    with pytest.MonkeyPatch.context() as patch:
+        # Module-scoped, so it runs before the autouse per-test isolation: isolate here too.
+        home = tmp_path_factory.mktemp("home")
+        patch.setenv("FOREX_ASSETS_HOME", str(home / "forex_home"))
+        patch.setenv("FOREX_ASSETS_CORE_LEDGER", str(home / "core_ledger.sqlite"))
+        patch.setenv(STEP_THREADS_ENV, "2")
+        reported: list[int] = []
+        first_dir = tmp_path_factory.mktemp("first")
+        first = run(first_dir, progress=lambda result: reported.append(result.index))
+        second = run(tmp_path_factory.mktemp("second"))
+    return first, second, reported, first_dir
+
+
+# --- thread arithmetic ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tasks", "budget", "expected"),
+    [(16, 2, 1), (4, 16, 4), (16, 16, 1), (3, 16, 5), (1, 16, 16), (100, 1, 1), (0, 4, 4)],
+)
+def test_threads_per_task(tasks, budget, expected):
+    assert threads_per_task(tasks, budget) == expected
+
+
+def test_threads_per_task_never_exceeds_the_budget_and_is_never_zero():
+    for budget in range(1, 33):
+        for tasks in range(0, 40):
+            threads = threads_per_task(tasks, budget)
+            assert threads >= 1
+            # All tasks together fit the budget, unless there are more tasks than threads.
+            assert threads * max(1, tasks) <= budget or threads == 1
+
+
+def test_threads_per_task_reads_the_step_budget_by_default(monkeypatch):
+    monkeypatch.setenv(STEP_THREADS_ENV, "12")
+    assert threads_per_task(4) == 3
+    assert threads_per_task(16) == 1
+
+
+# --- train_all ------------------------------------------------------------------------
+
+
+def test_results_come_in_split_order_with_the_final_refit_apart(trained):
+    (results, final), _, reported, _ = trained
+    assert [r.index for r in results] == [0, 1, 2]
+    assert final.index == FINAL_REFIT
+    for result, (_, test) in zip(results, SPLITS, strict=True):
+        np.testing.assert_array_equal(result.test, test)
+    assert final.test.size == 0
+    # The progress callback saw every task once, in the parent process.
+    assert sorted(reported) == [FINAL_REFIT, 0, 1, 2]
+
+
+def test_test_probabilities_are_one_distribution_per_test_row(trained):
+    (results, _), _, _, _ = trained
+    for result in results:
+        assert set(result.proba) == set(BASE_MODELS)
+        for model in BASE_MODELS:
+            proba = result.proba[model]
+            assert proba.shape == (result.test.size, 3), (result.index, model)
+            assert np.isfinite(proba).all()
+            np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_models_learn_the_planted_rule_out_of_fold(trained):
+    (results, _), _, _, _ = trained
+    for result in results:
+        accuracy = np.mean(
+            result.proba[GRADIENT_BOOSTING].argmax(axis=1) == DATA.classes[result.test]
+        )
+        assert accuracy > 0.9, result.index
+
+
+def test_train_rows_are_the_inner_rows_after_holding_out_and_purging(trained):
+    (results, final), _, _, _ = trained
+    held_out = round(SHARE * ROWS)
+    # The final refit trains on every row but the early-stopping slice and the HORIZON rows
+    # whose labels reach into it.
+    assert final.train_rows == ROWS - held_out - HORIZON
+    assert final.train_rows == pytest.approx(ROWS * (1 - SHARE), rel=0.01)
+    for result, (train, _) in zip(results, SPLITS, strict=True):
+        assert train.size * (1 - SHARE) - HORIZON - 1 <= result.train_rows < train.size
+
+
+def test_each_split_reports_iterations_losses_importance_and_device(trained):
+    (results, final), _, _, _ = trained
+    for result in [*results, final]:
+        assert set(result.best_iteration) == set(BASE_MODELS)
+        assert 1 <= result.best_iteration[GRADIENT_BOOSTING] <= 30
+        assert 1 <= result.best_iteration[NEURAL_NET] <= 3
+        assert all(np.isfinite(v) and v > 0 for v in result.validation_loss.values())
+        assert list(result.importance) == list(DATA.feature_names)
+        assert max(result.importance, key=result.importance.get) == "feature_0"
+        assert result.device in {"cpu", "cuda"}
+        assert result.seconds > 0
+
+
+def test_model_files_exist_and_load_back_to_the_same_probabilities(trained):
+    (results, final), _, _, directory = trained
+    for result in results:
+        lightgbm_file = Path(result.files[GRADIENT_BOOSTING])
+        mlp_dir = Path(result.files[NEURAL_NET])
+        assert lightgbm_file.is_file() and mlp_dir.is_dir()
+        assert lightgbm_file.is_relative_to(directory / "models" / f"split_{result.index:02d}")
+        x_test = DATA.features[result.test]
+        np.testing.assert_allclose(
+            load_gradient_boosting(lightgbm_file).predict(x_test),
+            result.proba[GRADIENT_BOOSTING],
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(
+            load_neural_net(mlp_dir).predict_proba(x_test), result.proba[NEURAL_NET], atol=1e-6
+        )
+    assert Path(final.files[GRADIENT_BOOSTING]).parent == directory / "models" / "final"
+    assert load_gradient_boosting(Path(final.files[GRADIENT_BOOSTING])).num_trees() > 0
+    assert load_neural_net(Path(final.files[NEURAL_NET])).predict_proba(
+        DATA.features[:5]
+    ).shape == (5, 3)
+
+
+def test_two_runs_give_identical_probabilities(trained):
+    (first, first_final), (second, second_final), _, _ = trained
+    for a, b in zip(first, second, strict=True):
+        for model in BASE_MODELS:
+            np.testing.assert_array_equal(a.proba[model], b.proba[model])
+        assert a.best_iteration == b.best_iteration
+        assert a.validation_loss == b.validation_loss
+    assert first_final.best_iteration == second_final.best_iteration
+    assert first_final.validation_loss == second_final.validation_loss
+
+
+def test_final_refit_probabilities_have_the_class_axis_even_when_empty(trained):
+    (_, final), _, _, _ = trained
+    for model in BASE_MODELS:
+        assert final.proba[model].shape == (0, 3), model
