@@ -40,11 +40,16 @@ def tree_pids(root: int) -> list[int]:
     return tree
 
 
-def resident_bytes(pid: int) -> int:
-    """Resident memory of one process (0 if it has gone)."""
+def proportional_bytes(pid: int) -> int:
+    """Proportional set size of one process (0 if it has gone).
+
+    PSS charges each shared page (a memory-mapped training matrix, shared libraries) to
+    the processes mapping it in equal parts, so the PSS of a tree sums to the memory the
+    tree really occupies; summed RSS would count every shared page once per process.
+    """
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -52,7 +57,7 @@ def resident_bytes(pid: int) -> int:
 
 
 class TreeMemorySampler:
-    """The peak of the summed resident memory of `root`'s tree, sampled in a thread."""
+    """The peak of the summed proportional memory of `root`'s tree, sampled in a thread."""
 
     def __init__(self, root: int | None = None, interval: float = 0.25):
         self.root = root or os.getpid()
@@ -65,7 +70,7 @@ class TreeMemorySampler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             pids = tree_pids(self.root)
-            total = sum(resident_bytes(pid) for pid in pids)
+            total = sum(proportional_bytes(pid) for pid in pids)
             if total > self.peak_bytes:
                 self.peak_bytes, self.peak_processes = total, len(pids)
             self._stop.wait(self.interval)

@@ -1,8 +1,6 @@
 """Validation and models: CPCV folds, and LightGBM + MLP trained per split with OOF paths."""
 
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -15,19 +13,16 @@ from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.features.feature_matrix import matrix_feature_columns
 from forex_assets.market.bar_schema import TIME
 from forex_assets.market.instruments import instrument_for
+from forex_assets.models.cpcv_training import BLEND, CpcvTraining, train_on_cpcv
 from forex_assets.models.dataset import CLASSES, TrainingData
-from forex_assets.models.evaluation import Evaluation, evaluate_paths
-from forex_assets.models.out_of_fold import path_probabilities
 from forex_assets.models.plots import curves_of_path, equity_png, markdown_image
 from forex_assets.models.signal_trading import round_trip_cost
-from forex_assets.models.stacking import fit_blender, save_blender, time_ordered_stack
 from forex_assets.models.training import (
     BASE_MODELS,
     GRADIENT_BOOSTING,
     NEURAL_NET,
     SplitResult,
     TrainingSettings,
-    train_all,
 )
 from forex_assets.partitions import symbol_partitions
 from forex_assets.resources import DuckDBCatalogResource, ModelStoreResource
@@ -46,8 +41,6 @@ MODELS_GROUP = "models"
 TRAINING_POOL = "training"
 CPCV_FOLDS = dg.AssetKey("cpcv_folds")
 TRAINED_MODELS = dg.AssetKey("trained_models")
-BLEND = "blend"
-BLENDER_FILE = "blender.json"
 FILE_FORMATS = {
     GRADIENT_BOOSTING: "lightgbm-text",
     NEURAL_NET: "torch-state-dict+json",
@@ -138,52 +131,42 @@ def _importance_table(results: Sequence[SplitResult]) -> str:
     return _markdown_table(frame)
 
 
-def _ledger_records(
-    symbol: str,
-    run_id: str,
-    data: TrainingData,
-    results: Sequence[SplitResult],
-    final: SplitResult,
-    evaluation: Evaluation,
-    blender_file: str,
-) -> list[ModelRecord]:
-    fingerprint, version = data.fingerprint(), code_version()
-    summary = {row["model"]: row for row in evaluation.summary.iter_rows(named=True)}
+def _ledger_records(symbol: str, run_id: str, trained: CpcvTraining) -> list[ModelRecord]:
+    version = code_version()
+    summary = {row["model"]: row for row in trained.evaluation.summary.iter_rows(named=True)}
 
-    def record(model: str, result: SplitResult, split: str) -> ModelRecord:
-        metrics = {
+    def record(model: str, file: str, split: str, metrics: dict[str, float]) -> ModelRecord:
+        features = BASE_MODELS if model == BLEND else trained.feature_names
+        return ModelRecord(
+            symbol, run_id, model, split, file, FILE_FORMATS[model], features,
+            trained.fingerprint, version, metrics,
+        )  # fmt: skip
+
+    def fit_metrics(model: str, result: SplitResult) -> dict[str, float]:
+        return {
             "validation_loss": result.validation_loss[model],
             "best_iteration": float(result.best_iteration[model]),
             "train_rows": float(result.train_rows),
         }
-        if split == "final":
-            metrics |= {f"oof_{k}": float(v) for k, v in summary[model].items() if k != "model"}
-        return ModelRecord(
-            symbol, run_id, model, split, result.files[model], FILE_FORMATS[model],
-            data.feature_names, fingerprint, version, metrics,
-        )  # fmt: skip
+
+    def out_of_fold(model: str) -> dict[str, float]:
+        return {f"oof_{k}": float(v) for k, v in summary[model].items() if k != "model"}
 
     records = [
-        record(model, result, f"split_{result.index:02d}")
-        for result in results
+        record(model, result.files[model], f"split_{result.index:02d}", fit_metrics(model, result))
+        for result in trained.results
         for model in BASE_MODELS
     ]
-    records += [record(model, final, "final") for model in BASE_MODELS]
-    blender_metrics = {f"oof_{k}": float(v) for k, v in summary[BLEND].items() if k != "model"}
-    records.append(
-        ModelRecord(
-            symbol,
-            run_id,
-            BLEND,
+    records += [
+        record(
+            model,
+            trained.final.files[model],
             "final",
-            blender_file,
-            FILE_FORMATS[BLEND],
-            BASE_MODELS,
-            fingerprint,
-            version,
-            blender_metrics,
+            fit_metrics(model, trained.final) | out_of_fold(model),
         )
-    )
+        for model in BASE_MODELS
+    ]
+    records.append(record(BLEND, str(trained.blender_file), "final", out_of_fold(BLEND)))
     return records
 
 
@@ -235,43 +218,8 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
         base_bars: pl.DataFrame,
     ) -> dg.Output:
         symbol = context.partition_key
-        data = TrainingData.from_matrix(matrix, matrix_feature_columns(matrix))
         plan = plan_from_membership(folds)
         run_directory = model_store.run_directory(symbol, context.run_id)
-        training = TrainingSettings(seed=config.seed)
-
-        def progress(result: SplitResult) -> None:
-            name = "final refit" if result.index < 0 else f"split {result.index}"
-            context.log.info(
-                f"{name}: {result.seconds:.1f} s on {result.device}, best iterations "
-                f"{result.best_iteration}"
-            )
-
-        with tempfile.TemporaryDirectory(prefix="forex_assets_training_") as work:
-            results, final = train_all(
-                data,
-                [(s.train, s.test) for s in plan.splits],
-                training,
-                Path(work),
-                run_directory,
-                progress,
-            )
-        path_proba = {
-            model: path_probabilities(plan.paths, plan.group_bounds, results, model)
-            for model in BASE_MODELS
-        }
-        path_proba[BLEND] = np.stack(
-            [
-                time_ordered_stack(
-                    [path_proba[m][path] for m in BASE_MODELS],
-                    np.asarray(data.classes),
-                    np.asarray(data.t0),
-                    np.asarray(data.t1),
-                    plan.group_bounds,
-                )
-                for path in range(plan.n_paths)
-            ]
-        )
         prices = matrix.select(TIME).join(
             base_bars.select(TIME, "close", "spread"), on=TIME, how="left"
         )
@@ -282,19 +230,25 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
             config.fallback_cost_pips,
             config.commission,
         )
-        evaluation = evaluate_paths(path_proba, data, cost)
-        # The blender the final refit models go with, fitted on every out-of-fold row.
-        blender_file = run_directory / BLENDER_FILE
-        save_blender(
-            fit_blender([path_proba[m][0] for m in BASE_MODELS], np.asarray(data.classes)),
-            BASE_MODELS,
-            blender_file,
+
+        def progress(result: SplitResult) -> None:
+            name = "final refit" if result.index < 0 else f"split {result.index}"
+            context.log.info(
+                f"{name}: {result.seconds:.1f} s on {result.device}, best iterations "
+                f"{result.best_iteration}"
+            )
+
+        trained = train_on_cpcv(
+            TrainingData.from_matrix(matrix, matrix_feature_columns(matrix)),
+            plan,
+            TrainingSettings(seed=config.seed),
+            cost,
+            run_directory,
+            progress,
         )
+        results, evaluation = trained.results, trained.evaluation
         record_models(
-            duckdb_catalog.get_catalog(),
-            _ledger_records(
-                symbol, context.run_id, data, results, final, evaluation, str(blender_file)
-            ),
+            duckdb_catalog.get_catalog(), _ledger_records(symbol, context.run_id, trained)
         )
         judged = evaluation.overfitting
         deflated = judged.deflated_sharpe
@@ -311,12 +265,12 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
             for path in range(plan.n_paths)
         }
         return dg.Output(
-            _oof_frame(matrix.get_column(TIME), path_proba),
+            _oof_frame(matrix.get_column(TIME), trained.path_proba),
             metadata={
                 "splits": len(results),
                 "paths": plan.n_paths,
-                "rows": data.rows,
-                "features": len(data.feature_names),
+                "rows": trained.rows,
+                "features": len(trained.feature_names),
                 "device": results[0].device if results else "none",
                 "split_seconds": dg.MetadataValue.json([round(r.seconds, 2) for r in results]),
                 "path_metrics": dg.MetadataValue.md(_markdown_table(evaluation.per_path)),
@@ -334,7 +288,7 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
                 "feature_importance": dg.MetadataValue.md(_importance_table(results)),
                 "model_directory": dg.MetadataValue.path(str(run_directory)),
                 "code_version": code_version(),
-                "data_fingerprint": data.fingerprint(),
+                "data_fingerprint": trained.fingerprint,
                 **plots,
             },
         )

@@ -69,6 +69,12 @@ class TrainingData:
             np.save(directory / f"{name}.npy", getattr(self, name))
         (directory / "feature_names.txt").write_text("\n".join(self.feature_names))
 
+    def spill(self, directory: Path) -> TrainingData:
+        """Save to `directory` and return the memory-mapped copy, freeing this one's arrays
+        for the page cache that every training worker shares."""
+        self.save(directory)
+        return TrainingData.load(directory)
+
     @classmethod
     def load(cls, directory: Path) -> TrainingData:
         """Map the arrays saved by `save` read-only (no copy until a slice is taken)."""

@@ -128,11 +128,15 @@ def fit_neural_net(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     standardizer = Standardizer.fit(features)
-    x = torch.from_numpy(standardizer.transform(features)).to(device)
+    # Training rows are standardized batch by batch: a standardized copy of the whole
+    # matrix would double the largest thing a training worker holds.
+    raw = torch.from_numpy(np.asarray(features, dtype=np.float32))
+    mean = torch.from_numpy(standardizer.mean).to(device)
+    scale = torch.from_numpy(standardizer.scale).to(device)
     y = torch.from_numpy(np.asarray(classes, dtype=np.int64)).to(device)
     x_val = torch.from_numpy(standardizer.transform(validation[0])).to(device)
     y_val = torch.from_numpy(np.asarray(validation[1], dtype=np.int64)).to(device)
-    network = build_network(x.shape[1], settings).to(device)
+    network = build_network(raw.shape[1], settings).to(device)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
@@ -140,11 +144,12 @@ def fit_neural_net(
     best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
     for epoch in range(1, settings.max_epochs + 1):
         network.train()
-        order = torch.randperm(x.shape[0], generator=generator).to(device)
-        for start in range(0, x.shape[0], settings.batch_size):
+        order = torch.randperm(raw.shape[0], generator=generator)
+        for start in range(0, raw.shape[0], settings.batch_size):
             batch = order[start : start + settings.batch_size]
+            x = torch.nan_to_num((raw[batch].to(device) - mean) / scale, 0.0, 0.0, 0.0)
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(network(x[batch]), y[batch]).backward()
+            loss_fn(network(x), y[batch.to(device)]).backward()
             optimizer.step()
         network.eval()
         with torch.no_grad():

@@ -130,20 +130,18 @@ def threads_per_task(tasks: int, budget: int | None = None) -> int:
 
 
 def train_all(
-    data: TrainingData,
+    data_dir: Path,
     splits: Sequence[tuple[np.ndarray, np.ndarray]],
     settings: TrainingSettings,
-    work_dir: Path,
     out_dir: Path,
     progress: Callable[[SplitResult], None] = lambda result: None,
 ) -> tuple[list[SplitResult], SplitResult]:
     """Every (train, test) split plus the final refit on all rows, in parallel.
 
+    `data_dir` holds the `TrainingData` the workers map (see `TrainingData.spill`).
     Returns the split results in split order and the final refit's result.
     """
-    data_dir = work_dir / "data"
-    data.save(data_dir)
-    everything = np.arange(data.rows, dtype=np.int64)
+    everything = np.arange(TrainingData.load(data_dir).rows, dtype=np.int64)
     jobs = [(i, train, test) for i, (train, test) in enumerate(splits)]
     jobs.append((FINAL_REFIT, everything, np.zeros(0, dtype=np.int64)))
     threads = threads_per_task(len(jobs))

@@ -73,9 +73,9 @@ SPLITS = thirds_splits()
 
 
 def run(directory: Path, progress=lambda result: None) -> tuple[list[SplitResult], SplitResult]:
-    return train_all(
-        DATA, SPLITS, SETTINGS, directory / "work", directory / "models", progress=progress
-    )
+    data_dir = directory / "data"
+    DATA.save(data_dir)
+    return train_all(data_dir, SPLITS, SETTINGS, directory / "models", progress=progress)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,88 @@
+"""One symbol's CPCV training, end to end: train every split, assemble paths, blend, score.
+
+The Dagster asset only gathers inputs and reports; everything between the feature matrix
+and the scored out-of-fold paths happens here. The training arrays are spilled to a
+temporary directory and memory-mapped, by this process and by every training worker, so
+one copy lives in the page cache however many processes read it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from forex_assets.models.dataset import TrainingData
+from forex_assets.models.evaluation import Evaluation, evaluate_paths
+from forex_assets.models.out_of_fold import path_probabilities
+from forex_assets.models.stacking import fit_blender, save_blender, time_ordered_stack
+from forex_assets.models.training import (
+    BASE_MODELS,
+    SplitResult,
+    TrainingSettings,
+    train_all,
+)
+from forex_assets.validation.cpcv import CpcvPlan
+
+BLEND = "blend"
+BLENDER_FILE = "blender.json"
+
+
+@dataclass(frozen=True)
+class CpcvTraining:
+    results: list[SplitResult]
+    final: SplitResult
+    path_proba: dict[str, np.ndarray]  # model -> (paths, rows, classes), blend included
+    evaluation: Evaluation
+    blender_file: Path
+    fingerprint: str
+    feature_names: tuple[str, ...]
+    rows: int
+
+
+def train_on_cpcv(
+    data: TrainingData,
+    plan: CpcvPlan,
+    settings: TrainingSettings,
+    cost: np.ndarray,
+    out_dir: Path,
+    progress: Callable[[SplitResult], None] = lambda result: None,
+) -> CpcvTraining:
+    """Train, assemble, blend and score; model files and the final blender go to `out_dir`.
+
+    Pass `data` without keeping another reference to it: its arrays are replaced by the
+    mapped copy, and the caller's would otherwise stay in memory for the whole training.
+    """
+    fingerprint = data.fingerprint()
+    with tempfile.TemporaryDirectory(prefix="forex_assets_training_") as work:
+        data_dir = Path(work) / "data"
+        data = data.spill(data_dir)
+        results, final = train_all(
+            data_dir, [(s.train, s.test) for s in plan.splits], settings, out_dir, progress
+        )
+        classes, t0, t1 = np.array(data.classes), np.array(data.t0), np.array(data.t1)
+        path_proba = {
+            model: path_probabilities(plan.paths, plan.group_bounds, results, model)
+            for model in BASE_MODELS
+        }
+        path_proba[BLEND] = np.stack(
+            [
+                time_ordered_stack(
+                    [path_proba[m][path] for m in BASE_MODELS], classes, t0, t1, plan.group_bounds
+                )
+                for path in range(plan.n_paths)
+            ]
+        )
+        evaluation = evaluate_paths(path_proba, data, cost)
+        feature_names, rows = data.feature_names, data.rows
+    # The blender the final refit models go with, fitted on every out-of-fold row once.
+    blender_file = out_dir / BLENDER_FILE
+    save_blender(
+        fit_blender([path_proba[m][0] for m in BASE_MODELS], classes), BASE_MODELS, blender_file
+    )
+    return CpcvTraining(
+        results, final, path_proba, evaluation, blender_file, fingerprint, feature_names, rows
+    )
