@@ -1,0 +1,1 @@
+"""Strategies: the backtest kernel, prop-firm rules, genes, CMA-ES islands, discovery."""
