@@ -6,6 +6,7 @@ from forex_assets import settings
 from forex_assets.assets.bars import m1_bars, timeframe_bars_assets
 from forex_assets.assets.features import feature_assets
 from forex_assets.assets.models import model_assets
+from forex_assets.assets.strategies import build_strategy_assets
 from forex_assets.executor import budgeted_executor
 from forex_assets.jobs import symbol_pipeline_job
 from forex_assets.resources import (
@@ -41,6 +42,7 @@ def build_definitions() -> dg.Definitions:
             *timeframe_bars_assets,
             *feature_assets(features),
             *model_assets(features),
+            *build_strategy_assets(features),
         ],
         jobs=[symbol_pipeline_job],
         sensors=[symbol_registry_sensor],

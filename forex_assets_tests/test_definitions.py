@@ -38,7 +38,7 @@ def test_assets_checks_and_job():
         ):
             assert (asset, name) in checks
     job = defs.resolve_job_def(SYMBOL_PIPELINE)
-    assert len(job.graph.node_defs) == 26
+    assert len(job.graph.node_defs) == 28
     assert job.executor_def.name == "budgeted_executor"
 
 

@@ -116,6 +116,16 @@ def test_sample_symbol_materializes_every_timeframe(instance, monkeypatch):
     assert registry.height == 2 * (15 + 1) + 1  # + the final blender
     assert all(Path(f).exists() for f in registry.get_column("file"))
     assert set(registry.get_column("data_fingerprint")) == {models_meta["data_fingerprint"]}
+    evolved = _metadata(result, "evolved_strategies")
+    assert evolved["evaluations"] > 0 and evolved["stopped_by"] in {"generations", "time"}
+    assert "| generation | island 0 |" in evolved["best_fitness_by_island_and_generation"]
+    assert evolved["equity_best"].startswith("![USDJPY best evolved strategy")
+    portfolio = _metadata(result, "strategy_portfolio")
+    assert 1 <= portfolio["strategies"] <= 20
+    strategies = catalog.query(
+        "SELECT count(*) AS n FROM strategy_registry WHERE symbol = 'USDJPY'"
+    ).item()
+    assert strategies == evolved["dagster/row_count"]
     daily = catalog.query(
         "SELECT symbol, count(*) AS n, bool_and(close_time > time) AS ordered FROM bars_d1 GROUP BY 1"
     )

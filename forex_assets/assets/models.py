@@ -219,7 +219,7 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
     ) -> dg.Output:
         symbol = context.partition_key
         plan = plan_from_membership(folds)
-        run_directory = model_store.run_directory(symbol, context.run_id)
+        run_directory = model_store.run_directory(symbol, context.run.run_id)
         prices = matrix.select(TIME).join(
             base_bars.select(TIME, "close", "spread"), on=TIME, how="left"
         )
@@ -248,7 +248,7 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
         )
         results, evaluation = trained.results, trained.evaluation
         record_models(
-            duckdb_catalog.get_catalog(), _ledger_records(symbol, context.run_id, trained)
+            duckdb_catalog.get_catalog(), _ledger_records(symbol, context.run.run_id, trained)
         )
         judged = evaluation.overfitting
         deflated = judged.deflated_sharpe

@@ -243,10 +243,6 @@ def _day_arrays(
     for name in ("start_equity", "min_equity", "end_equity"):
         if not np.all(np.isfinite(arrays[name])):
             raise ValueError(f"{name} has NaN or infinite values; equity must be finite.")
-    if np.any(arrays["start_equity"] <= 0):
-        raise ValueError(
-            "start_equity must be positive on every day: the daily loss is a fraction of it."
-        )
     if np.any(arrays["trades_opened"] < 0):
         raise ValueError("trades_opened must be >= 0 on every day.")
     return tuple(arrays.values())
@@ -276,7 +272,10 @@ def check_rules(
         days, start_equity, min_equity, end_equity, trades_opened, initial_equity
     )
     worst = np.minimum(low, np.minimum(start, end))
-    daily_loss = (start - worst) / start
+    # A day that starts with no equity left (a blown account, which an optimizer's worst
+    # candidates reach) has lost everything: an infinite daily loss, always a breach.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        daily_loss = np.where(start > 0, (start - worst) / start, np.inf)
     gain = end / initial_equity - 1
     if rules.trailing_drawdown:
         reference = np.maximum.accumulate(np.concatenate(([initial_equity], end[:-1])))

@@ -221,7 +221,6 @@ def test_batch_matches_one_path_at_a_time():
     [
         ({"days": np.array([100, 102, 101])}, "strictly increasing"),
         ({"end_equity": np.array([1.0, np.nan, 1.0])}, "end_equity has NaN"),
-        ({"start_equity": np.array([100_000.0, 0.0, 1.0])}, "start_equity must be positive"),
         ({"trades_opened": np.array([1, -1, 0])}, "trades_opened must be >= 0"),
         ({"trades_opened": np.array([1.0, 0.0, 0.0])}, "trades_opened must be integers"),
         ({"min_equity": np.array([1.0, 1.0])}, "one length"),
@@ -231,6 +230,17 @@ def test_inputs_the_rules_cannot_apply_to_are_rejected(change, message):
     arrays = account([101_000, 102_000, 103_000]) | change
     with pytest.raises(ValueError, match=message):
         check(**arrays)
+
+
+def test_a_blown_account_is_a_breach_not_an_error():
+    arrays = account([101_000, 102_000, 103_000]) | {
+        "start_equity": np.array([100_000.0, 0.0, 0.0]),
+        "min_equity": np.array([100_000.0, -5.0, 0.0]),
+        "end_equity": np.array([0.0, 0.0, 0.0]),
+    }
+    report = check(**arrays)
+    assert not report.passed
+    assert report.breach is not None and report.breach.day == arrays["days"][0]
 
 
 def test_no_days_or_a_bad_initial_balance_is_rejected():

@@ -1,0 +1,264 @@
+"""Strategies: CMA-ES island search under prop-firm rules, and a decorrelated portfolio."""
+
+import hashlib
+import json
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from forex_assets.assets.bars import timeframe_bars_key
+from forex_assets.code_version import code_version
+from forex_assets.features.feature_config import FeatureSettings
+from forex_assets.models.evaluation import EquityCurve
+from forex_assets.models.plots import equity_png, markdown_image
+from forex_assets.partitions import symbol_partitions
+from forex_assets.resources import DuckDBCatalogResource, ModelStoreResource
+from forex_assets.storage.strategy_ledger import StrategyRecord, record_strategies
+from forex_assets.strategies.backtest import Contract, Market, TradeRules, backtest
+from forex_assets.strategies.evolution import Evolution, EvolutionSettings, evolve
+from forex_assets.strategies.fitness import SearchData
+from forex_assets.strategies.genes import GENE_NAMES, RuleInputs, describe, signals, trade_rules
+from forex_assets.strategies.portfolio import select_portfolio
+from forex_assets.strategies.prop_firm import preset
+from forex_assets.strategies.regimes import adx_regimes, regime_shares
+
+STRATEGIES_GROUP = "strategies"
+TRAINING_POOL = "training"
+EVOLVED_STRATEGIES = dg.AssetKey("evolved_strategies")
+STRATEGY_PORTFOLIO = dg.AssetKey("strategy_portfolio")
+GENE_COLUMNS = [f"gene_{name}" for name in GENE_NAMES]
+
+
+class EvolutionConfig(dg.Config):
+    prop_firm: str = "ftmo_challenge"
+    holdout_share: float = 0.25
+    islands: int = 0  # 0: as many as the step's CPU budget runs at once
+    max_generations: int = 40
+    migration_interval: int = 10
+    seed: int = 1
+    time_budget_s: float = 600.0
+    candidates: int = 40
+    risk_fraction: float = 0.01
+
+
+class PortfolioConfig(dg.Config):
+    max_correlation: float = 0.7
+    max_strategies: int = 20
+
+
+def _search_data(bars: pl.DataFrame, symbol: str, prop_firm: str, risk: float) -> SearchData:
+    return SearchData(
+        Market.from_bars(bars),
+        RuleInputs.from_bars(bars),
+        Contract.for_symbol(symbol),
+        preset(prop_firm),
+        risk_fraction=risk,
+    )
+
+
+def _markdown(frame: pl.DataFrame) -> str:
+    def cell(value: object) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * frame.width]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join(lines)
+
+
+def _history_table(evolution: Evolution) -> str:
+    """Best prop-firm score so far per island and generation (every k-th generation).
+
+    The search minimizes minus the score; the table shows the score itself.
+    """
+    history = pl.DataFrame(evolution.search.history)
+    table = (
+        history.group_by("generation", "island")
+        .agg((-pl.col("best_so_far")).max())
+        .pivot("island", index="generation", values="best_so_far")
+        .sort("generation")
+    )
+    every = max(1, table.height // 20)
+    table = table.filter(pl.col("generation") % every == 0)
+    return _markdown(table.rename(lambda c: c if c == "generation" else f"island {c}"))
+
+
+def _strategies_frame(evolution: Evolution) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {
+                "rank": s.rank,
+                "fitness": s.fitness,
+                **dict(zip(GENE_COLUMNS, map(float, s.genes), strict=True)),
+                **{f"train_{k}": v for k, v in s.metrics.items()},
+                "train_verdict": s.verdict,
+                "months_passed": s.months_passed,
+                "months_validated": len(s.months),
+                "month_verdicts": json.dumps([m.verdict for m in s.months]),
+            }
+            for s in evolution.strategies
+        ]
+    )
+
+
+def _equity_plot(data: SearchData, times: pl.Series, genes: np.ndarray, title: str) -> str:
+    rules = trade_rules(genes)[0]
+    run = backtest(
+        data.market,
+        signals(data.inputs, genes)[0],
+        TradeRules(float(rules[0]), float(rules[1]), int(rules[2]), float(rules[3])),
+        data.contract,
+    )
+    curve = EquityCurve(
+        "best", 0, times.dt.epoch("us").to_numpy(), run.equity / data.initial_equity
+    )
+    return markdown_image(equity_png([curve], title), title)
+
+
+def build_strategy_assets(settings: FeatureSettings) -> list[dg.AssetsDefinition]:
+    bars_key = timeframe_bars_key(settings.base_timeframe)
+    timeframe = settings.base_timeframe.value
+
+    @dg.asset(
+        key=EVOLVED_STRATEGIES,
+        ins={"bars": dg.AssetIn(bars_key)},
+        partitions_def=symbol_partitions,
+        group_name=STRATEGIES_GROUP,
+        pool=TRAINING_POOL,
+        kinds={"polars", "parquet"},
+        description=(
+            f"CMA-ES island search of strategy genes on {timeframe} bars under prop-firm "
+            "rules (training period), the best distinct candidates validated month by month "
+            "on the held-out period. Checkpointed: a re-executed run resumes its search."
+        ),
+    )
+    def evolved_strategies(
+        context: dg.AssetExecutionContext,
+        config: EvolutionConfig,
+        model_store: ModelStoreResource,
+        duckdb_catalog: DuckDBCatalogResource,
+        bars: pl.DataFrame,
+    ) -> dg.Output:
+        symbol = context.partition_key
+        complete = bars.filter(pl.col("complete"))
+        data = _search_data(complete, symbol, config.prop_firm, config.risk_fraction)
+        key = hashlib.sha256(
+            (config.model_dump_json() + str(complete.height)).encode()
+        ).hexdigest()[:12]
+        checkpoint = model_store.run_directory(symbol, f"evolution-{key}")
+        evolution = evolve(
+            data,
+            EvolutionSettings(
+                holdout_share=config.holdout_share,
+                islands=config.islands or None,
+                max_generations=config.max_generations,
+                migration_interval=config.migration_interval,
+                seed=config.seed,
+                time_budget_s=config.time_budget_s,
+                candidates=config.candidates,
+            ),
+            checkpoint,
+        )
+        frame = _strategies_frame(evolution)
+        record_strategies(
+            duckdb_catalog.get_catalog(),
+            [
+                StrategyRecord(
+                    symbol,
+                    context.run.run_id,
+                    s.rank,
+                    describe(s.genes),
+                    s.fitness,
+                    s.metrics,
+                    s.verdict,
+                    s.months_passed,
+                    len(s.months),
+                    code_version(),
+                )
+                for s in evolution.strategies
+            ],
+        )
+        best = evolution.strategies[0]
+        search = evolution.search
+        return dg.Output(
+            frame,
+            metadata={
+                "prop_firm": config.prop_firm,
+                "islands": len(search.restarts),
+                "evaluations": search.evaluations,
+                "generations": search.generations,
+                "stopped_by": search.stopped_by,
+                "restarts": dg.MetadataValue.json({str(k): v for k, v in search.restarts.items()}),
+                "best_fitness_by_island_and_generation": dg.MetadataValue.md(
+                    _history_table(evolution)
+                ),
+                "best_training_verdict": best.verdict,
+                "best_validation_months_passed": f"{best.months_passed} of {len(best.months)}",
+                "best_failed_rule": next(
+                    (m.verdict for m in best.months if m.verdict.startswith("failed")), "none"
+                ),
+                "best_genes": dg.MetadataValue.json(describe(best.genes)),
+                "training_bars": evolution.training_bars,
+                "holdout_bars": evolution.holdout_bars,
+                "checkpoint": dg.MetadataValue.path(str(checkpoint)),
+                "equity_best": dg.MetadataValue.md(
+                    _equity_plot(
+                        data,
+                        complete.get_column("time"),
+                        best.genes[None, :],
+                        f"{symbol} best evolved strategy (training + held-out)",
+                    )
+                ),
+            },
+        )
+
+    @dg.asset(
+        key=STRATEGY_PORTFOLIO,
+        ins={"strategies": dg.AssetIn(EVOLVED_STRATEGIES), "bars": dg.AssetIn(bars_key)},
+        partitions_def=symbol_partitions,
+        group_name=STRATEGIES_GROUP,
+        kinds={"polars", "parquet"},
+        description=(
+            "Up to 20 evolved strategies chosen greedily by training fitness, each with signal "
+            "correlation below 0.7 to every one already chosen, with the ADX regime mix."
+        ),
+    )
+    def strategy_portfolio(
+        context: dg.AssetExecutionContext,
+        config: PortfolioConfig,
+        strategies: pl.DataFrame,
+        bars: pl.DataFrame,
+    ) -> dg.Output:
+        complete = bars.filter(pl.col("complete"))
+        inputs = RuleInputs.from_bars(complete)
+        genes = strategies.select(GENE_COLUMNS).to_numpy()
+        candidate_signals = signals(inputs, genes)
+        portfolio = select_portfolio(
+            strategies.get_column("fitness").to_numpy(),
+            candidate_signals,
+            config.max_correlation,
+            config.max_strategies,
+        )
+        members = strategies[list(portfolio.members)]
+        regimes = adx_regimes(
+            *(complete.get_column(c).to_numpy() for c in ("high", "low", "close"))
+        )
+        correlation = pl.DataFrame(
+            portfolio.correlation, schema=[f"rank {r}" for r in members.get_column("rank")]
+        )
+        context.log.info(f"{members.height} of {strategies.height} strategies selected")
+        return dg.Output(
+            members,
+            metadata={
+                "strategies": members.height,
+                "candidates": strategies.height,
+                "max_correlation": config.max_correlation,
+                "members": dg.MetadataValue.md(
+                    _markdown(members.select("rank", "fitness", "train_verdict", "months_passed"))
+                ),
+                "signal_correlation": dg.MetadataValue.md(_markdown(correlation)),
+                "regime_shares": dg.MetadataValue.json(regime_shares(regimes)),
+            },
+        )
+
+    return [evolved_strategies, strategy_portfolio]
