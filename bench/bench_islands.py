@@ -36,6 +36,7 @@ POPSIZE = 12  # cma's default for 20 dimensions
 # Ill-conditioned enough that no island (population 12 or 24) converges, and stops, before.
 GENERATIONS = 500
 INTERVAL = 10
+CAPACITY_CANDIDATES = 2000
 _SERIES = np.random.default_rng(7).standard_normal(100_000)
 _AXES = 10.0 ** (6 * np.arange(DIM) / (DIM - 1))
 
@@ -77,13 +78,32 @@ def _timed_search(sizes: tuple[int, ...], config: BenchConfig, interval: int) ->
     return Measurement(min(samples), expected, tuple(samples))
 
 
-def _pool_start_seconds(workers: int) -> float:
-    """Starting and stopping a budgeted pool of `workers` spawned processes."""
+def _evaluate_candidates(count: int) -> float:
+    """Seconds to evaluate `count` candidates (runs in pool workers too)."""
+    X = np.full((count, DIM), 0.5)
+    started = time.perf_counter()
+    costly_ellipsoid(X)
+    return time.perf_counter() - started
+
+
+def _pool_costs(workers: int) -> tuple[float, float]:
+    """The pool's start, and how many workers' worth of speed this machine gives it.
+
+    N copies of the same work in the started pool against one copy in this process: on a
+    machine shared with other work, the ceiling for the parallel efficiency of the islands.
+    """
+    alone = _evaluate_candidates(CAPACITY_CANDIDATES)
     started = time.perf_counter()
     with budgeted_process_pool(threads_per_task=1, tasks=workers) as pool:
         for future in [pool.submit(os.getpid) for _ in range(workers)]:
             future.result()
-    return time.perf_counter() - started
+        start = time.perf_counter() - started
+        started = time.perf_counter()
+        calls = [pool.submit(_evaluate_candidates, CAPACITY_CANDIDATES) for _ in range(workers)]
+        for future in calls:
+            future.result()
+        together = time.perf_counter() - started
+    return start, workers * alone / together
 
 
 def _versus_one(
@@ -133,10 +153,16 @@ def run(config: BenchConfig) -> BenchResult:
                 f"{n} islands, one epoch of {GENERATIONS} generations (no migration)",
             )
         )
+        start, capacity = _pool_costs(n)
         result.notes.append(
-            f"starting and stopping a pool of {n} spawned workers, timed alone: "
-            f"{_pool_start_seconds(n):.1f} s (each worker imports the package); every "
-            "N-island search pays it once, the 1-island anchor runs in this process"
+            f"starting a pool of {n} spawned workers, timed alone: {start:.1f} s (each worker "
+            "imports the package); every N-island search pays it once, the 1-island anchor "
+            "runs in this process"
+        )
+        result.notes.append(
+            f"this machine gave {n} pool workers {capacity:.2f} workers' worth of speed "
+            f"({n} x {CAPACITY_CANDIDATES} candidates in the started pool vs once in this "
+            f"process): the ceiling for the efficiencies above is {capacity / n:.0%}"
         )
     result.checks.append(
         "every timed run did all its generations and evaluations (no island stopped early) "

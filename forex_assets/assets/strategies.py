@@ -38,6 +38,7 @@ class EvolutionConfig(dg.Config):
     migration_interval: int = 10
     seed: int = 1
     time_budget_s: float = 600.0
+    max_evaluations: int = 0  # 0: no evaluation budget beyond the generations
     candidates: int = 40
     risk_fraction: float = 0.01
 
@@ -75,6 +76,7 @@ def _history_table(evolution: Evolution) -> str:
     table = (
         history.group_by("generation", "island")
         .agg((-pl.col("best_so_far")).max())
+        .sort("island", "generation")
         .pivot("island", index="generation", values="best_so_far")
         .sort("generation")
     )
@@ -155,6 +157,7 @@ def build_strategy_assets(settings: FeatureSettings) -> list[dg.AssetsDefinition
                 migration_interval=config.migration_interval,
                 seed=config.seed,
                 time_budget_s=config.time_budget_s,
+                max_evaluations=config.max_evaluations or None,
                 candidates=config.candidates,
             ),
             checkpoint,

@@ -36,6 +36,7 @@ class EvolutionSettings:
     migration_interval: int = 10
     seed: int = 1
     time_budget_s: float | None = 600.0
+    max_evaluations: int | None = None
     candidates: int = 40
 
 
@@ -74,6 +75,7 @@ def evolve(
         migration_interval=settings.migration_interval,
         max_generations=settings.max_generations,
         time_budget_s=settings.time_budget_s,
+        max_evaluations=settings.max_evaluations,
     )
     search = island_search(
         functools.partial(strategy_objective, data=training),

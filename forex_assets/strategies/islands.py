@@ -191,13 +191,14 @@ class SearchResult:
         """The `k` best distinct points evaluated (best first) and their values.
 
         The search keeps one best point, but a portfolio needs many good ones; every
-        evaluated point is in the log anyway, so the archive costs nothing extra.
+        evaluated point is in the log anyway, so the archive costs nothing extra. Failed
+        evaluations (NaN or inf, stored as NONFINITE_FITNESS) are never archived.
         """
         order = np.argsort(self.evaluated_f, kind="stable")
         points, values, seen = [], [], set()
         for i in order:
             key = np.round(self.evaluated_x[i], 9).tobytes()
-            if key in seen or not np.isfinite(self.evaluated_f[i]):
+            if key in seen or not self.evaluated_f[i] < NONFINITE_FITNESS:
                 continue
             seen.add(key)
             points.append(self.evaluated_x[i])

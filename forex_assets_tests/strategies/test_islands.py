@@ -394,3 +394,19 @@ def test_bad_search_arguments_are_refused(call, message):
 def test_objective_of_the_wrong_shape_is_refused():
     with pytest.raises(ValueError, match=r"objective returned shape \(\) for 6 candidates"):
         island_search(scalar_sum, 2, IslandSettings(islands=1))
+
+
+def half_undefined(X: np.ndarray) -> np.ndarray:
+    """NaN on half the box: failed evaluations an archive must never offer."""
+    values = np.sum((X - 0.25) ** 2, axis=1)
+    return np.where(X[:, 0] > 0.5, np.nan, values)
+
+
+def test_archive_never_holds_failed_evaluations():
+    settings = IslandSettings(
+        islands=1, lower=np.zeros(2), upper=np.ones(2), max_generations=10, restarts="none"
+    )
+    result = island_search(half_undefined, 2, settings)
+    assert (result.evaluated_f >= NONFINITE_FITNESS).any()  # some evaluations failed
+    points, values = result.archive(len(result.evaluated_f))
+    assert np.all(values < NONFINITE_FITNESS) and np.all(points[:, 0] <= 0.5)
