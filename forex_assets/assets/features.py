@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 
 from forex_assets.assets.bars import timeframe_bars_key
+from forex_assets.assets.markdown import markdown_table
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.features.feature_matrix import (
     KEY_COLUMNS,
@@ -30,14 +31,7 @@ def timeframe_features_key(timeframe: Timeframe) -> dg.AssetKey:
 
 def _markdown_preview(frame: pl.DataFrame, columns: Sequence[str]) -> str:
     """The last rows of `columns` as a markdown table (the last rows are past warm-up)."""
-    sample = frame.select(columns).tail(PREVIEW_ROWS)
-
-    def cell(value: object) -> str:
-        return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in sample.iter_rows()]
-    return "\n".join(lines)
+    return markdown_table(frame.select(columns).tail(PREVIEW_ROWS), digits=6)
 
 
 def _feature_metadata(

@@ -8,6 +8,7 @@ import polars as pl
 
 from forex_assets.assets.bars import timeframe_bars_key
 from forex_assets.assets.features import FEATURE_MATRIX
+from forex_assets.assets.markdown import markdown_table
 from forex_assets.code_version import code_version
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.features.feature_matrix import matrix_feature_columns
@@ -61,15 +62,6 @@ class TrainingConfig(dg.Config):
     commission: float = 0.0
 
 
-def _markdown_table(frame: pl.DataFrame, digits: int = 4) -> str:
-    def cell(value: object) -> str:
-        return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * frame.width]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join(lines)
-
-
 @dg.asset(
     key=CPCV_FOLDS,
     ins={"matrix": dg.AssetIn(FEATURE_MATRIX)},
@@ -106,9 +98,9 @@ def cpcv_folds(
             "rows": t0.size,
             "purged_rows_total": int(splits.get_column("purged").sum()),
             "embargoed_rows_total": int(splits.get_column("embargoed").sum()),
-            "split_table": dg.MetadataValue.md(_markdown_table(splits)),
+            "split_table": dg.MetadataValue.md(markdown_table(splits)),
             "path_table": dg.MetadataValue.md(
-                _markdown_table(
+                markdown_table(
                     path_table(plan)
                     .pivot("group", index="path", values="split")
                     .rename(lambda c: c if c == "path" else f"group {c}")
@@ -128,7 +120,7 @@ def _importance_table(results: Sequence[SplitResult]) -> str:
     frame = pl.DataFrame(
         {"feature": [n for n, _ in top], "gain_share": [g / total for _, g in top]}
     )
-    return _markdown_table(frame)
+    return markdown_table(frame)
 
 
 def _ledger_records(symbol: str, run_id: str, trained: CpcvTraining) -> list[ModelRecord]:
@@ -273,8 +265,8 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
                 "features": len(trained.feature_names),
                 "device": results[0].device if results else "none",
                 "split_seconds": dg.MetadataValue.json([round(r.seconds, 2) for r in results]),
-                "path_metrics": dg.MetadataValue.md(_markdown_table(evaluation.per_path)),
-                "model_summary": dg.MetadataValue.md(_markdown_table(evaluation.summary)),
+                "path_metrics": dg.MetadataValue.md(markdown_table(evaluation.per_path)),
+                "model_summary": dg.MetadataValue.md(markdown_table(evaluation.summary)),
                 "strategies_tried": len(evaluation.strategies),
                 "selected_strategy": judged.selected or "none",
                 "deflated_sharpe_ratio": float(deflated.dsr) if deflated else float("nan"),

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from forex_assets.assets.bars import timeframe_bars_key
+from forex_assets.assets.markdown import markdown_table
 from forex_assets.code_version import code_version
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.models.evaluation import EquityCurve
@@ -58,15 +59,6 @@ def _search_data(bars: pl.DataFrame, symbol: str, prop_firm: str, risk: float) -
     )
 
 
-def _markdown(frame: pl.DataFrame) -> str:
-    def cell(value: object) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * frame.width]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join(lines)
-
-
 def _history_table(evolution: Evolution) -> str:
     """Best prop-firm score so far per island and generation (every k-th generation).
 
@@ -82,7 +74,7 @@ def _history_table(evolution: Evolution) -> str:
     )
     every = max(1, table.height // 20)
     table = table.filter(pl.col("generation") % every == 0)
-    return _markdown(table.rename(lambda c: c if c == "generation" else f"island {c}"))
+    return markdown_table(table.rename(lambda c: c if c == "generation" else f"island {c}"))
 
 
 def _strategies_frame(evolution: Evolution) -> pl.DataFrame:
@@ -257,9 +249,11 @@ def build_strategy_assets(settings: FeatureSettings) -> list[dg.AssetsDefinition
                 "candidates": strategies.height,
                 "max_correlation": config.max_correlation,
                 "members": dg.MetadataValue.md(
-                    _markdown(members.select("rank", "fitness", "train_verdict", "months_passed"))
+                    markdown_table(
+                        members.select("rank", "fitness", "train_verdict", "months_passed")
+                    )
                 ),
-                "signal_correlation": dg.MetadataValue.md(_markdown(correlation)),
+                "signal_correlation": dg.MetadataValue.md(markdown_table(correlation)),
                 "regime_shares": dg.MetadataValue.json(regime_shares(regimes)),
             },
         )

@@ -87,6 +87,24 @@ class DuckDBCatalog:
                 names.append(self.register_asset(root, key_path, partitioned))
         return names
 
+    def replace_run_rows(
+        self, table: str, schema: str, rows: Sequence[tuple], runs: Sequence[tuple[str, str]]
+    ) -> None:
+        """Create `table` from `schema` if needed, then, in one transaction, delete the rows
+        of every (symbol, run_id) in `runs` and insert `rows`: a re-executed run replaces
+        its own rows instead of duplicating them, and readers never see half a run."""
+        with self.connect() as connection:
+            connection.execute(schema)
+            connection.execute("BEGIN TRANSACTION")
+            for symbol, run_id in runs:
+                connection.execute(
+                    f"DELETE FROM {table} WHERE symbol = ? AND run_id = ?", [symbol, run_id]
+                )
+            if rows:
+                marks = ", ".join("?" * len(rows[0]))
+                connection.executemany(f"INSERT INTO {table} VALUES ({marks})", list(rows))
+            connection.execute("COMMIT")
+
     def views(self) -> list[str]:
         with self.connect(read_only=True) as connection:
             rows = connection.execute(

@@ -61,17 +61,7 @@ def record_models(catalog: DuckDBCatalog, records: list[ModelRecord]) -> None:
         for r in records
     ]
     runs = sorted({(r.symbol, r.run_id) for r in records})
-    with catalog.connect() as connection:
-        connection.execute(_SCHEMA)
-        connection.execute("BEGIN TRANSACTION")
-        for symbol, run_id in runs:
-            connection.execute(
-                f"DELETE FROM {TABLE} WHERE symbol = ? AND run_id = ?", [symbol, run_id]
-            )
-        connection.executemany(
-            f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-        )
-        connection.execute("COMMIT")
+    catalog.replace_run_rows(TABLE, _SCHEMA, rows, runs)
 
 
 def registered_models(catalog: DuckDBCatalog, symbol: str) -> pl.DataFrame:

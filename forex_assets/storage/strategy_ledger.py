@@ -57,12 +57,5 @@ def record_strategies(catalog: DuckDBCatalog, records: list[StrategyRecord]) -> 
         )
         for r in records
     ]
-    with catalog.connect() as connection:
-        connection.execute(_SCHEMA)
-        connection.execute("BEGIN TRANSACTION")
-        for symbol, run_id in sorted({(r.symbol, r.run_id) for r in records}):
-            connection.execute(
-                f"DELETE FROM {TABLE} WHERE symbol = ? AND run_id = ?", [symbol, run_id]
-            )
-        connection.executemany(f"INSERT INTO {TABLE} VALUES ({', '.join('?' * 11)})", rows)
-        connection.execute("COMMIT")
+    runs = sorted({(r.symbol, r.run_id) for r in records})
+    catalog.replace_run_rows(TABLE, _SCHEMA, rows, runs)
