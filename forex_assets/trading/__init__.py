@@ -1,0 +1,1 @@
+"""Risk manager, position sizing, shared risk ledger, brokers and paper trading (Dagster-free)."""
