@@ -154,7 +154,11 @@ def build_strategy_assets(settings: FeatureSettings) -> list[dg.AssetsDefinition
             ),
             checkpoint,
         )
-        frame = _strategies_frame(evolution)
+        # Paper trading replays exactly the bars the search never saw.
+        holdout_start = complete.get_column("time")[evolution.training_bars]
+        frame = _strategies_frame(evolution).with_columns(
+            holdout_start=pl.lit(holdout_start, dtype=complete.schema["time"])
+        )
         record_strategies(
             duckdb_catalog.get_catalog(),
             [
@@ -195,6 +199,7 @@ def build_strategy_assets(settings: FeatureSettings) -> list[dg.AssetsDefinition
                 "best_genes": dg.MetadataValue.json(describe(best.genes)),
                 "training_bars": evolution.training_bars,
                 "holdout_bars": evolution.holdout_bars,
+                "holdout_start": str(holdout_start),
                 "checkpoint": dg.MetadataValue.path(str(checkpoint)),
                 "equity_best": dg.MetadataValue.md(
                     _equity_plot(

@@ -5,6 +5,7 @@ from forex_assets.resources.duckdb_catalog import DuckDBCatalogResource
 from forex_assets.resources.market_calendar import MarketCalendarResource
 from forex_assets.resources.model_store import ModelStoreResource
 from forex_assets.resources.parquet_io_manager import ParquetIOManager
+from forex_assets.resources.trading_ledger import TradingLedgerResource
 
 __all__ = [
     "BarSourceResource",
@@ -13,4 +14,5 @@ __all__ = [
     "MarketCalendarResource",
     "ModelStoreResource",
     "ParquetIOManager",
+    "TradingLedgerResource",
 ]

@@ -40,7 +40,7 @@ SHARPE = METRIC_NAMES.index("sharpe")
 TRADES = METRIC_NAMES.index("trades")
 
 
-def _sliced(obj, rows: slice):
+def sliced(obj, rows: slice):
     """A copy of an arrays-only dataclass (Market, RuleInputs) restricted to `rows`."""
     return type(obj)(**{f.name: getattr(obj, f.name)[rows] for f in fields(obj) if f.init})
 
@@ -60,8 +60,8 @@ class SearchData:
 
     def rows(self, rows: slice) -> SearchData:
         return SearchData(
-            _sliced(self.market, rows),
-            _sliced(self.inputs, rows),
+            sliced(self.market, rows),
+            sliced(self.inputs, rows),
             self.contract,
             self.rules,
             self.risk_fraction,

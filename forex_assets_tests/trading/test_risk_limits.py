@@ -200,8 +200,16 @@ HEADER = "time,currency,title,before_minutes,after_minutes\n"
         ),
         (HEADER + "2024-03-08T13:30:00Z,US Dollar,NFP,30,30\n", 2, "currency='US Dollar'"),
         (HEADER + "2024-03-08T13:30:00Z,USD,NFP,soon,30\n", 2, "before_minutes='soon'"),
-        (HEADER + "2024-03-08T13:30:00Z,USD,NFP,30,-5\n", 2, "after_minutes='-5' must be a finite number >= 0"),
-        (HEADER + "2024-03-08T13:30:00Z,USD,NFP,nan,30\n", 2, "before_minutes='nan' must be a finite number >= 0"),
+        (
+            HEADER + "2024-03-08T13:30:00Z,USD,NFP,30,-5\n",
+            2,
+            "after_minutes='-5' must be a finite number >= 0",
+        ),
+        (
+            HEADER + "2024-03-08T13:30:00Z,USD,NFP,nan,30\n",
+            2,
+            "before_minutes='nan' must be a finite number >= 0",
+        ),
     ],
 )
 def test_a_bad_news_row_names_the_file_and_line(tmp_path, text, line, expected):
