@@ -32,13 +32,14 @@ def feature_matrix_from_m1(m1: pl.DataFrame, settings: FeatureSettings) -> Featu
     """M1 bars -> 11 timeframes -> features -> the labeled feature matrix."""
     calendar = FxCalendar()
     features: dict[Timeframe, pl.DataFrame] = {}
-    base_bars = resample_bars(m1, settings.base_timeframe, calendar)
+    used_bars: dict[Timeframe, pl.DataFrame] = {}
     for timeframe in Timeframe:
         bars = resample_bars(m1, timeframe, calendar)
         computed = _timeframe_features(bars, settings)
         if timeframe.nominal_minutes >= settings.base_timeframe.nominal_minutes:
             features[timeframe] = computed
-    return build_feature_matrix(features, base_bars, settings)
+            used_bars[timeframe] = bars
+    return build_feature_matrix(features, used_bars, settings)
 
 
 def build_matrix_from_parquet(m1_path: str) -> dict[str, float]:

@@ -7,16 +7,25 @@ from forex_assets.assets.bars import m1_bars, timeframe_bars_assets
 from forex_assets.assets.features import feature_assets
 from forex_assets.assets.models import model_assets
 from forex_assets.assets.strategies import build_strategy_assets
+from forex_assets.assets.trading import build_paper_trading
+from forex_assets.checks import build_quality_checks
 from forex_assets.executor import budgeted_executor
-from forex_assets.jobs import symbol_pipeline_job
+from forex_assets.jobs import (
+    paper_trading_job,
+    refresh_features_job,
+    retrain_job,
+    symbol_pipeline_job,
+)
 from forex_assets.resources import (
     BarSourceResource,
     DuckDBCatalogResource,
     MarketCalendarResource,
     ModelStoreResource,
     ParquetIOManager,
+    TradingLedgerResource,
 )
-from forex_assets.sensors import symbol_registry_sensor
+from forex_assets.schedules import daily_refresh_schedule, weekly_retrain_schedule
+from forex_assets.sensors import data_inbox_sensor, symbol_registry_sensor
 
 
 def build_resources() -> dict[str, object]:
@@ -30,11 +39,13 @@ def build_resources() -> dict[str, object]:
         ),
         "market_calendar": MarketCalendarResource(),
         "model_store": ModelStoreResource(root=str(settings.models_root())),
+        "trading_ledger": TradingLedgerResource(directory=str(settings.trading_dir())),
     }
 
 
-def build_definitions() -> dg.Definitions:
-    """The code location, with resources resolved from the environment at call time."""
+def build_definitions(executor: dg.ExecutorDefinition = budgeted_executor) -> dg.Definitions:
+    """The code location, with resources resolved from the environment at call time; the
+    same definitions run on a Ray cluster with `forex_assets.ray_definitions`."""
     features = settings.feature_settings()
     return dg.Definitions(
         assets=[
@@ -43,11 +54,14 @@ def build_definitions() -> dg.Definitions:
             *feature_assets(features),
             *model_assets(features),
             *build_strategy_assets(features),
+            build_paper_trading(features),
         ],
-        jobs=[symbol_pipeline_job],
-        sensors=[symbol_registry_sensor],
+        asset_checks=build_quality_checks(features),
+        jobs=[symbol_pipeline_job, refresh_features_job, retrain_job, paper_trading_job],
+        schedules=[daily_refresh_schedule, weekly_retrain_schedule],
+        sensors=[symbol_registry_sensor, data_inbox_sensor],
         resources=build_resources(),
-        executor=budgeted_executor,
+        executor=executor,
     )
 
 

@@ -6,6 +6,8 @@ Everything has a default so that a fresh clone runs with no configuration:
   inbox). Default: ``$DAGSTER_HOME/.forex_assets`` when DAGSTER_HOME is set, so each
   Dagster instance has its own data, else ``./.forex_assets``.
 - ``FOREX_ASSETS_DATA_DIR``: where real bar files are looked for. Default ``<home>/data``.
+- ``FOREX_ASSETS_INBOX``: where new bar files are dropped for the `data_inbox` sensor,
+  which validates them and moves them into the data directory. Default ``<home>/inbox``.
 - ``FOREX_ASSETS_SYMBOLS``: comma-separated static symbols. Default: the embedded sample
   symbols. Symbols can also be added at run time as dynamic partitions.
 - ``FOREX_ASSETS_SAMPLE_YEARS``: years of generated M1 bars for sample symbols without
@@ -26,6 +28,7 @@ from forex_assets.market.instruments import UnknownSymbolError, instrument_for
 
 ENV_HOME = "FOREX_ASSETS_HOME"
 ENV_DATA_DIR = "FOREX_ASSETS_DATA_DIR"
+ENV_INBOX = "FOREX_ASSETS_INBOX"
 ENV_SYMBOLS = "FOREX_ASSETS_SYMBOLS"
 ENV_SAMPLE_YEARS = "FOREX_ASSETS_SAMPLE_YEARS"
 ENV_FEATURE_CONFIG = "FOREX_ASSETS_FEATURE_CONFIG"
@@ -52,10 +55,22 @@ def models_root() -> Path:
     return project_home() / "models"
 
 
+def trading_dir() -> Path:
+    """The shared risk ledger and the paper broker's order book (SQLite files)."""
+    return project_home() / "trading"
+
+
 def data_dir() -> Path:
     if os.environ.get(ENV_DATA_DIR):
         return Path(os.environ[ENV_DATA_DIR]).expanduser().resolve()
     return project_home() / "data"
+
+
+def inbox_dir() -> Path:
+    """Where new bar files are dropped; the `data_inbox` sensor moves them to `data_dir()`."""
+    if os.environ.get(ENV_INBOX):
+        return Path(os.environ[ENV_INBOX]).expanduser().resolve()
+    return project_home() / "inbox"
 
 
 def configured_symbols() -> list[str]:

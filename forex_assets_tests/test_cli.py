@@ -26,8 +26,8 @@ def test_train_runs_the_chain_with_progress(tmp_path):
     result = _cli("train", "--symbol", "eurusd", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     progress = [line for line in result.stdout.splitlines() if line.startswith("[")]
-    assert len(progress) == 28
-    assert progress[-1].startswith("[ 28/28]") and all(" ok " in line for line in progress)
+    assert len(progress) == 29  # 28 asset steps + the no-look-ahead check
+    assert progress[-1].startswith("[ 29/29]") and all(" ok " in line for line in progress)
     assert "symbol_pipeline for EURUSD succeeded" in result.stdout
     store = tmp_path / "home" / "store"
     assert (store / "bars" / "w1" / "symbol=EURUSD" / "data.parquet").exists()

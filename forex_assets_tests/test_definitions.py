@@ -9,9 +9,10 @@ import pytest
 from forex_assets import settings
 from forex_assets.assets.bars import TF_LOADS_POOL, timeframe_bars_key
 from forex_assets.assets.features import FEATURE_MATRIX, FEATURES_POOL, timeframe_features_key
+from forex_assets.checks import MODEL_GATE
 from forex_assets.definitions import build_definitions
 from forex_assets.features.feature_config import FeatureConfigError
-from forex_assets.jobs import SYMBOL_PIPELINE
+from forex_assets.jobs import PAPER_TRADING_JOB, SYMBOL_PIPELINE
 from forex_assets.market.timeframes import Timeframe
 from forex_assets.partitions import SYMBOLS_PARTITION_SET
 
@@ -37,9 +38,29 @@ def test_assets_checks_and_job():
             "session_coverage",
         ):
             assert (asset, name) in checks
+    assert ("feature_matrix", "no_look_ahead") in checks
+    assert ("trained_models", MODEL_GATE) in checks
     job = defs.resolve_job_def(SYMBOL_PIPELINE)
-    assert len(job.graph.node_defs) == 28
+    # 28 asset steps + the look-ahead check; paper trading and its gate have their own job.
+    assert len(job.graph.node_defs) == 29
     assert job.executor_def.name == "budgeted_executor"
+    paper = defs.resolve_job_def(PAPER_TRADING_JOB)
+    assert {n.name for n in paper.graph.node_defs} == {
+        "paper_trading",
+        f"trained_models_{MODEL_GATE}",
+    }
+
+
+def test_every_asset_has_a_domain_group_and_a_description():
+    graph = build_definitions().resolve_asset_graph()
+    groups = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description and len(node.description) > 40, key
+        groups.setdefault(node.group_name, set()).add(key.to_user_string())
+    assert set(groups) == {"data", "features", "validation", "models", "strategies", "trading"}
+    assert groups["trading"] == {"paper_trading"}
+    assert groups["validation"] == {"cpcv_folds"}
 
 
 def test_dagster_definitions_validate(tmp_path):
@@ -62,7 +83,7 @@ def test_feature_assets_one_step_per_timeframe_in_pool_features():
         assert node.parent_keys == {timeframe_bars_key(tf)}
     matrix = graph.get(FEATURE_MATRIX)
     higher = [tf for tf in Timeframe if tf.nominal_minutes >= Timeframe.M5.nominal_minutes]
-    assert matrix.parent_keys == {timeframe_bars_key(Timeframe.M5)} | {
+    assert matrix.parent_keys == {timeframe_bars_key(tf) for tf in higher} | {
         timeframe_features_key(tf) for tf in higher
     }
 

@@ -11,12 +11,14 @@ import polars as pl
 import pytest
 
 from forex_assets import settings
+from forex_assets.checks import MODEL_GATE
 from forex_assets.definitions import build_definitions
 from forex_assets.executor import UnknownSymbolPartitionError, ensure_symbol_partition
-from forex_assets.jobs import SYMBOL_PIPELINE
+from forex_assets.jobs import PAPER_TRADING_JOB, SYMBOL_PIPELINE
 from forex_assets.market.timeframes import Timeframe
 from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols
 from forex_assets.storage.catalog import DuckDBCatalog
+from forex_assets.trading.risk_ledger import RiskLedger
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,19 +32,27 @@ def instance(tmp_path):
 
 
 def _run(
-    instance: dg.DagsterInstance, symbol: str, groups: tuple[str, ...] = ()
+    instance: dg.DagsterInstance,
+    symbol: str,
+    groups: tuple[str, ...] = (),
+    job_name: str = SYMBOL_PIPELINE,
+    run_config: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     """The symbol pipeline, or only the asset groups named (tiny files cannot train models)."""
     register_symbols(instance, [symbol])
     defs = build_definitions()
-    job = defs.resolve_job_def(SYMBOL_PIPELINE)
+    job = defs.resolve_job_def(job_name)
     selection = (
         sorted(dg.AssetSelection.groups(*groups).resolve(defs.resolve_asset_graph()))
         if groups
         else None
     )
     return job.execute_in_process(
-        instance=instance, partition_key=symbol, raise_on_error=False, asset_selection=selection
+        instance=instance,
+        partition_key=symbol,
+        raise_on_error=False,
+        asset_selection=selection,
+        run_config=run_config,
     )
 
 
@@ -63,7 +73,7 @@ def test_sample_symbol_materializes_every_timeframe(instance, monkeypatch):
     assert m1["rows_in"] == m1["rows_kept"] > 30_000
     assert m1["rows_quarantined"] == 0
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 12 * 4
+    assert len(evaluations) == 12 * 4 + 1  # bar checks + no_look_ahead
     assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
     for tf in Timeframe:
         meta = _metadata(result, f"bars__{tf.value.lower()}")
@@ -126,6 +136,43 @@ def test_sample_symbol_materializes_every_timeframe(instance, monkeypatch):
         "SELECT count(*) AS n FROM strategy_registry WHERE symbol = 'USDJPY'"
     ).item()
     assert strategies == evolved["dagster/row_count"]
+    assert not result.asset_materializations_for_node("paper_trading")  # not research
+    # The sample is a random walk: the model gate rightly keeps its models from trading.
+    blocked = _run(instance, "USDJPY", job_name=PAPER_TRADING_JOB)
+    assert not blocked.success
+    (gate,) = blocked.get_asset_check_evaluations()
+    assert gate.check_name == MODEL_GATE and not gate.passed
+    assert "may not feed paper_trading" in gate.description
+    assert not blocked.asset_materializations_for_node("paper_trading")
+    # Opened deliberately (study mode), the held-out period is replayed.
+    gate_off = {"min_deflated_sharpe": 0.0, "max_pbo": 1.0}
+    traded = _run(
+        instance,
+        "USDJPY",
+        job_name=PAPER_TRADING_JOB,
+        run_config={"ops": {f"trained_models_{MODEL_GATE}": {"config": gate_off}}},
+    )
+    assert traded.success
+    paper = _metadata(traded, "paper_trading")
+    assert (
+        paper["sources"][0] == "model_blend"
+        and len(paper["sources"]) == 1 + portfolio["strategies"]
+    )
+    assert paper["held_out_bars"] == evolved["holdout_bars"]
+    assert paper["orders"] + paper["refusals"] > 0
+    assert "| rule | refusals | share | example |" in paper["refusal_reasons"] or (
+        paper["refusals"] == 0
+    )
+    assert paper["equity"].startswith("![USDJPY paper trading")
+    ledger = RiskLedger(settings.trading_dir() / "risk_ledger.sqlite")
+    intents = ledger.intents(paper["account"])
+    assert intents.height == paper["orders"]
+    assert ledger.refusals(paper["account"]).height == paper["refusals"]
+    equity = pl.read_parquet(paper["dagster/uri"])
+    assert equity.height == paper["held_out_days"] and equity.get_column("day").is_sorted()
+    closed_pnl = intents.filter(pl.col("state") == "closed").get_column("pnl").sum()
+    balance = ledger.account_state(paper["account"], 0).balance
+    assert balance == pytest.approx(100_000.0 + closed_pnl)
     daily = catalog.query(
         "SELECT symbol, count(*) AS n, bool_and(close_time > time) AS ordered FROM bars_d1 GROUP BY 1"
     )

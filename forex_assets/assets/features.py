@@ -98,7 +98,8 @@ def build_feature_matrix_asset(settings: FeatureSettings) -> dg.AssetsDefinition
     base = settings.base_timeframe
     timeframes = [base, *higher_timeframes(base)]
     ins = {tf.asset_name: dg.AssetIn(timeframe_features_key(tf)) for tf in timeframes}
-    ins["base_bars"] = dg.AssetIn(timeframe_bars_key(base))
+    # Bars too: labels need the base bars, the confluence every timeframe's closes.
+    ins |= {f"bars_{tf.asset_name}": dg.AssetIn(timeframe_bars_key(tf)) for tf in timeframes}
 
     @dg.asset(
         key=FEATURE_MATRIX,
@@ -114,9 +115,9 @@ def build_feature_matrix_asset(settings: FeatureSettings) -> dg.AssetsDefinition
         ),
     )
     def feature_matrix(context: dg.AssetExecutionContext, **inputs: pl.DataFrame) -> dg.Output:
-        base_bars = inputs.pop("base_bars")
+        bars = {tf: inputs.pop(f"bars_{tf.asset_name}") for tf in timeframes}
         features = {Timeframe.parse(name): frame for name, frame in inputs.items()}
-        matrix = build_feature_matrix(features, base_bars, settings)
+        matrix = build_feature_matrix(features, bars, settings)
         frame = matrix.frame
         return dg.Output(
             frame,

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from forex_assets.processes import process_alive
+from forex_assets.storage.sqlite import write_transaction
 
 LEDGER_ENV = "FOREX_ASSETS_CORE_LEDGER"
 BUSY_TIMEOUT_S = 30.0
@@ -54,13 +55,8 @@ class CoreLedger:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+            with write_transaction(connection) as db:
+                yield db
         finally:
             connection.close()
 

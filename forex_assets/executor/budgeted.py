@@ -63,6 +63,13 @@ class ExecutorSettings:
     max_worker_memory_growth_mb: int | None
 
 
+def plan_summary(plan: ResourcePlan) -> str:
+    """One line for the run log: cores, pool limits, threads per step."""
+    pools = ", ".join(f"{p}={n}" for p, n in plan.pool_limits.items())
+    threads = ", ".join(f"{p}={n}" for p, n in plan.step_threads.items())
+    return f"{plan.cores} cores, pools {pools}, threads per step {threads}"
+
+
 def resolve_plan(settings: PlanSettings) -> tuple[ResourcePlan, list[str]]:
     """The plan for this machine: run config first, then environment overrides, then derived."""
     machine = detect_machine()
@@ -103,10 +110,7 @@ class BudgetedExecutor(Executor):
         )
         yield DagsterEvent.engine_event(
             plan_context,
-            f"Resource plan: {plan.cores} cores, pools "
-            + ", ".join(f"{p}={n}" for p, n in plan.pool_limits.items())
-            + ", threads per step "
-            + ", ".join(f"{p}={n}" for p, n in plan.step_threads.items()),
+            f"Resource plan: {plan_summary(plan)}",
             EngineEventData(
                 metadata={
                     "plan": dg.MetadataValue.md(plan.as_markdown()),

@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
+import sqlalchemy
 import sqlalchemy.exc
 from dagster._core.execution.plan.active import ActiveExecution
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
@@ -38,6 +40,8 @@ CROSS_RUN_POLL_S = 0.1
 # wide (training) step runs, so a wide step never starves behind a stream of narrow ones.
 STARVATION_S = 5.0
 POOL_LIMITS_KV_KEY = "forex_assets/pool_limits_set_by_executor"
+# Advisory lock id serializing pool claims on Postgres storage (any fixed 64-bit number).
+CLAIM_LOCK = 0x666F726578
 
 
 def step_pool(step: ExecutionStep) -> str | None:
@@ -62,11 +66,37 @@ def requested_threads(step: ExecutionStep, plan: ResourcePlan) -> int:
     return plan.threads_for(step_pool(step), int(raw))
 
 
+@contextmanager
+def claims_serialized(instance: DagsterInstance) -> Iterator[None]:
+    """Hold a Postgres advisory lock while claiming a pool slot.
+
+    Dagster 1.13's SQL storage claims a slot with ``SELECT ... FOR UPDATE SKIP LOCKED`` and
+    then an ``UPDATE`` by id alone; dagster-postgres runs both on an autocommit connection,
+    so the row lock ends with the SELECT and two processes claiming at the same moment can
+    both take the one free slot (seen: two steps of a pool of limit 1 running together).
+    Serializing this project's claims closes that window. SQLite storage serializes every
+    write already; other storages pass through.
+    """
+    engine = getattr(instance.event_log_storage, "_engine", None)  # dagster-postgres' engine
+    if engine is None or engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": CLAIM_LOCK})
+        try:
+            yield
+        finally:
+            connection.execute(
+                sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": CLAIM_LOCK}
+            )
+
+
 class FastConcurrencyContext(InstanceConcurrencyContext):
     """Dagster's instance pool claims without the growing back-off."""
 
     def claim(self, concurrency_key: str, step_key: str, step_priority: int = 0) -> bool:
-        claimed = super().claim(concurrency_key, step_key, step_priority)
+        with claims_serialized(self._instance):
+            claimed = super().claim(concurrency_key, step_key, step_priority)
         if not claimed and step_key in self._pending_timeouts:
             # Shorten the back-off Dagster just set, never extend a wait already pending:
             # a caller polling faster than CROSS_RUN_POLL_S must not postpone the retry.
@@ -86,6 +116,7 @@ class SymbolStage:
     def __init__(
         self, instance: DagsterInstance, run_id: str, heavy_steps: set[str], local_limit: int
     ):
+        self._instance = instance
         self._storage = instance.event_log_storage
         self._shared = self._storage.supports_global_concurrency_limits
         self._run_id = run_id
@@ -99,9 +130,10 @@ class SymbolStage:
         if self._local_limit < 1:
             return False
         if self._shared:
-            status = self._storage.claim_concurrency_slot(
-                SYMBOLS_POOL, self._run_id, SYMBOL_STAGE_KEY, 0
-            )
+            with claims_serialized(self._instance):
+                status = self._storage.claim_concurrency_slot(
+                    SYMBOLS_POOL, self._run_id, SYMBOL_STAGE_KEY, 0
+                )
             if not status.is_claimed:
                 return False
         self.held = True

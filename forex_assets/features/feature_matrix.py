@@ -17,7 +17,8 @@ the per-timeframe features.
 The cross-timeframe confluence feature is the seed's trend agreement: each timeframe
 votes +1 or -1 by whether its fast EMA is above its slow EMA (the two shortest EMA
 periods configured), and `confluence_trend` is the mean vote, from -1 (every timeframe
-down) to +1 (every timeframe up), over the timeframes whose EMAs have warmed up.
+down) to +1 (every timeframe up), over the timeframes whose EMAs have warmed up. The votes
+are computed from each timeframe's bars (see `with_confluence`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+import talib
 
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.features.hygiene import HygieneReport, clean_feature_columns
@@ -72,9 +75,7 @@ def trend_ema_periods(specs: Sequence[IndicatorSpec]) -> tuple[int, int] | None:
 
 
 def assemble_feature_matrix(
-    features: Mapping[Timeframe, pl.DataFrame],
-    base: Timeframe,
-    trend_emas: tuple[int, int] | None = None,
+    features: Mapping[Timeframe, pl.DataFrame], base: Timeframe
 ) -> pl.DataFrame:
     """Join the base timeframe's completed rows with each higher timeframe, as of close.
 
@@ -88,7 +89,6 @@ def assemble_feature_matrix(
             f"{sorted(tf.value for tf in features)}; compute it or choose another base."
         )
     matrix = _completed(features[base], base)
-    joined = [base]
     for timeframe in higher_timeframes(base):
         if timeframe not in features:
             continue
@@ -98,27 +98,44 @@ def assemble_feature_matrix(
         matrix = matrix.join_asof(
             higher, left_on=CLOSE_TIME, right_on=KNOWN_AT, strategy="backward"
         ).drop(KNOWN_AT)
-        joined.append(timeframe)
-    if trend_emas is not None:
-        matrix = matrix.with_columns(_confluence(matrix, joined, trend_emas))
     return matrix
 
 
-def _confluence(
-    matrix: pl.DataFrame, timeframes: Sequence[Timeframe], emas: tuple[int, int]
-) -> list[pl.Expr]:
-    """The mean EMA-trend vote of the timeframes that have both EMAs (null when none has)."""
-    fast, slow = emas
-    votes = [
-        (pl.col(prefixed(tf, f"ema_{fast}")) - pl.col(prefixed(tf, f"ema_{slow}")))
-        .sign()
-        .fill_nan(None)
-        for tf in timeframes
-        if {prefixed(tf, f"ema_{fast}"), prefixed(tf, f"ema_{slow}")} <= set(matrix.columns)
-    ]
-    if not votes:
-        return []
-    return [pl.mean_horizontal(votes).cast(pl.Float32).alias(CONFLUENCE_TREND)]
+def trend_votes(bars: pl.DataFrame, emas: tuple[int, int]) -> pl.DataFrame:
+    """+1 / -1 per completed bar by whether its fast EMA of closes is above its slow one
+    (null while the slow EMA warms up), keyed by the bar's close time."""
+    completed = bars.filter(pl.col("complete"))
+    close = completed.get_column("close").cast(pl.Float64).to_numpy()
+    fast, slow = (talib.EMA(close, timeperiod=period) for period in emas)
+    vote = pl.Series("vote", np.sign(fast - slow)).fill_nan(None)
+    return completed.select(pl.col(CLOSE_TIME).alias(KNOWN_AT)).with_columns(vote)
+
+
+def with_confluence(
+    matrix: pl.DataFrame,
+    bars: Mapping[Timeframe, pl.DataFrame],
+    base: Timeframe,
+    emas: tuple[int, int],
+) -> pl.DataFrame:
+    """`matrix` with `confluence_trend`: the mean trend vote of the base and every higher
+    timeframe in `bars`, each as of its last bar closed by the row's close.
+
+    The votes come from the bars, not from the feature columns: which feature columns
+    survive hygiene depends on how much data there is, and a vote that appeared or
+    vanished with the length of the sample would make a past row depend on later data.
+    """
+    names = []
+    for timeframe in [base, *higher_timeframes(base)]:
+        if timeframe not in bars:
+            continue
+        name = f"_vote_{timeframe.value}"
+        votes = trend_votes(bars[timeframe], emas).rename({"vote": name})
+        matrix = matrix.join_asof(
+            votes, left_on=CLOSE_TIME, right_on=KNOWN_AT, strategy="backward"
+        ).drop(KNOWN_AT)
+        names.append(name)
+    confluence = pl.mean_horizontal(names).cast(pl.Float32).alias(CONFLUENCE_TREND)
+    return matrix.with_columns(confluence).drop(names)
 
 
 @dataclass(frozen=True)
@@ -131,7 +148,9 @@ class FeatureMatrix:
 
 
 def build_feature_matrix(
-    features: Mapping[Timeframe, pl.DataFrame], base_bars: pl.DataFrame, settings: FeatureSettings
+    features: Mapping[Timeframe, pl.DataFrame],
+    bars: Mapping[Timeframe, pl.DataFrame],
+    settings: FeatureSettings,
 ) -> FeatureMatrix:
     """Assemble, clean and label the matrix for one symbol.
 
@@ -140,12 +159,14 @@ def build_feature_matrix(
     past the end of the data have no label yet and are left out, counted in
     `unlabeled_rows`.
     """
-    assembled = assemble_feature_matrix(
-        features, settings.base_timeframe, trend_ema_periods(settings.indicators)
-    )
+    base = settings.base_timeframe
+    assembled = assemble_feature_matrix(features, base)
+    emas = trend_ema_periods(settings.indicators)
+    if emas is not None:
+        assembled = with_confluence(assembled, bars, base, emas)
     columns = [c for c in assembled.columns if c not in KEY_COLUMNS]
     cleaned, report = clean_feature_columns(assembled, columns, settings.max_warmup_share)
-    labels = label_bars(base_bars.filter(pl.col("complete")), settings.labels)
+    labels = label_bars(bars[base].filter(pl.col("complete")), settings.labels)
     resolved = labels.filter(pl.col("tb_label").is_not_null())
     frame = cleaned.join(resolved, on=TIME, how="inner", maintain_order="left")
     kept = tuple(c for c in cleaned.columns if c in columns)

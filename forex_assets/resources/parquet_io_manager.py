@@ -55,13 +55,14 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pl.DataFrame | dict[str, pl.DataFrame]:
         key = context.asset_key
         if not context.has_asset_partitions:
-            return self._read(key, None)
+            return self.read(key, None)
         partitions = context.asset_partition_keys
         if len(partitions) == 1:
-            return self._read(key, partitions[0])
-        return {p: self._read(key, p) for p in partitions}
+            return self.read(key, partitions[0])
+        return {p: self.read(key, p) for p in partitions}
 
-    def _read(self, key: dg.AssetKey, partition: str | None) -> pl.DataFrame:
+    def read(self, key: dg.AssetKey, partition: str | None) -> pl.DataFrame:
+        """One stored partition (or the unpartitioned asset)."""
         path = self._file(key, partition)
         if not path.exists():
             where = f" partition {partition!r}" if partition else ""

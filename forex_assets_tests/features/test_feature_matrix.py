@@ -20,6 +20,7 @@ from forex_assets.features.feature_matrix import (
     higher_timeframes,
     prefixed,
     trend_ema_periods,
+    with_confluence,
 )
 from forex_assets.features.indicator_set import compute_indicators
 from forex_assets.ingest.sample import generate_sample_m1
@@ -57,8 +58,13 @@ def features_of(m1: pl.DataFrame, specs=SPECS) -> dict[Timeframe, pl.DataFrame]:
     }
 
 
+def bars_of(m1: pl.DataFrame) -> dict[Timeframe, pl.DataFrame]:
+    return {tf: resample_bars(m1, tf, CALENDAR) for tf in [BASE, *higher_timeframes(BASE)]}
+
+
 def matrix_of(m1: pl.DataFrame, specs=SPECS) -> pl.DataFrame:
-    return assemble_feature_matrix(features_of(m1, specs), BASE, trend_ema_periods(specs))
+    matrix = assemble_feature_matrix(features_of(m1, specs), BASE)
+    return with_confluence(matrix, bars_of(m1), BASE, trend_ema_periods(specs))
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +164,7 @@ def test_missing_base_timeframe_is_explained(m1):
 def test_built_matrix_is_trimmed_labeled_and_float32(m1):
     settings_ = FeatureSettings(indicators=tuple(SPECS))
     features = features_of(m1)
-    built = build_feature_matrix(features, resample_bars(m1, BASE, CALENDAR), settings_)
+    built = build_feature_matrix(features, bars_of(m1), settings_)
     frame = built.frame
     assert frame.height + built.hygiene.warmup_rows + built.unlabeled_rows == (
         features[BASE].filter(pl.col("complete")).height
