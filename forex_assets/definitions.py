@@ -39,7 +39,9 @@ def build_resources() -> dict[str, object]:
         ),
         "market_calendar": MarketCalendarResource(),
         "model_store": ModelStoreResource(root=str(settings.models_root())),
-        "trading_ledger": TradingLedgerResource(directory=str(settings.trading_dir())),
+        "trading_ledger": TradingLedgerResource(
+            directory=str(settings.trading_dir()), risk_ledger=settings.risk_ledger()
+        ),
     }
 
 

@@ -28,6 +28,7 @@ from forex_assets.market.instruments import UnknownSymbolError, instrument_for
 
 ENV_HOME = "FOREX_ASSETS_HOME"
 ENV_DATA_DIR = "FOREX_ASSETS_DATA_DIR"
+ENV_RISK_LEDGER = "FOREX_ASSETS_RISK_LEDGER"
 ENV_INBOX = "FOREX_ASSETS_INBOX"
 ENV_SYMBOLS = "FOREX_ASSETS_SYMBOLS"
 ENV_SAMPLE_YEARS = "FOREX_ASSETS_SAMPLE_YEARS"
@@ -58,6 +59,12 @@ def models_root() -> Path:
 def trading_dir() -> Path:
     """The shared risk ledger and the paper broker's order book (SQLite files)."""
     return project_home() / "trading"
+
+
+def risk_ledger() -> str:
+    """`FOREX_ASSETS_RISK_LEDGER`: the risk ledger's SQLite path or PostgreSQL URL (empty:
+    `<trading dir>/risk_ledger.sqlite`)."""
+    return os.environ.get(ENV_RISK_LEDGER, "").strip()
 
 
 def data_dir() -> Path:

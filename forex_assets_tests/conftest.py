@@ -20,6 +20,7 @@ def isolated_homes(tmp_path, monkeypatch):
     monkeypatch.delenv("FOREX_ASSETS_SAMPLE_YEARS", raising=False)
     monkeypatch.delenv("FOREX_ASSETS_FEATURE_CONFIG", raising=False)
     monkeypatch.delenv("FOREX_ASSETS_INBOX", raising=False)
+    monkeypatch.delenv("FOREX_ASSETS_RISK_LEDGER", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     # Each test accounts cores in its own ledger: tests must not wait on each other's steps.
     monkeypatch.setenv("FOREX_ASSETS_CORE_LEDGER", str(tmp_path / "core_ledger.sqlite"))

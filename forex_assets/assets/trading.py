@@ -181,6 +181,7 @@ def build_paper_trading(settings: FeatureSettings) -> dg.AssetsDefinition:
             config.settings(settings),
             directory,
             account,
+            trading_ledger.ledger_location(),
         )
         intents, daily = paper.intents, paper.daily
         closed = intents.filter(pl.col("state") == "closed")
@@ -196,7 +197,7 @@ def build_paper_trading(settings: FeatureSettings) -> dg.AssetsDefinition:
             daily,
             metadata={
                 "account": account,
-                "ledger": dg.MetadataValue.path(str(directory / "risk_ledger.sqlite")),
+                "ledger": trading_ledger.ledger_location().split("@")[-1],  # no password
                 "held_out_bars": paper.holdout_bars,
                 "held_out_days": daily.height,
                 "sources": dg.MetadataValue.json(list(paper.sources)),

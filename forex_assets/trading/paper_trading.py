@@ -81,6 +81,7 @@ def paper_trade(
     settings: PaperTradingSettings,
     directory: Path,
     account: str,
+    ledger_location: str | None = None,
 ) -> PaperTrading:
     """Replay the held-out bars; ledger and broker book live in `directory` (the account's
     earlier records there are replaced). `bars` are complete base-timeframe bars;
@@ -121,7 +122,7 @@ def paper_trade(
                     float(rules[3]),
                 )
             )
-    ledger = RiskLedger(directory / "risk_ledger.sqlite")
+    ledger = RiskLedger(ledger_location or directory / "risk_ledger.sqlite")
     contract = Contract.for_symbol(symbol, **settings.contract_terms)
     broker = PaperBroker(
         directory / "paper_broker.sqlite",

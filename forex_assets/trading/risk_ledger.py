@@ -15,15 +15,13 @@ carries the intent id as its client order id, so after a crash between reserve a
 completes or cancels them: nothing is lost and nothing is counted twice, because every
 transition is a guarded ``UPDATE ... WHERE state = <expected>``.
 
-One file serves every process on a host; WAL mode lets readers (dashboards, the Dagster
-asset) read while a writer writes.
+One SQLite file serves every process on a host; a `postgresql://` URL serves processes
+on several hosts with the same transactions (see `forex_assets.storage.shared_database`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -34,7 +32,8 @@ import numpy as np
 import polars as pl
 
 from forex_assets.metrics.trading import fx_trading_day
-from forex_assets.storage.sqlite import DEFAULT_BUSY_TIMEOUT_S, open_sqlite, write_transaction
+from forex_assets.storage.shared_database import SharedDatabase, Transaction
+from forex_assets.storage.sqlite import DEFAULT_BUSY_TIMEOUT_S
 from forex_assets.trading.broker import Broker, BrokerOrder, OrderStatus
 from forex_assets.trading.risk_rules import AccountState, OrderRequest, Refusal
 
@@ -125,26 +124,17 @@ def trading_day(time_us: int) -> int:
 class RiskLedger:
     """One handle per process; opens its connection lazily (and again after a fork)."""
 
-    def __init__(self, path: Path, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S):
-        self.path = Path(path)
-        self.busy_timeout_s = busy_timeout_s
-        self._connection: sqlite3.Connection | None = None
-        self._pid = -1
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is None or self._pid != os.getpid():
-            self._connection = open_sqlite(self.path, _SCHEMA, self.busy_timeout_s)
-            self._pid = os.getpid()
-        return self._connection
+    def __init__(self, location: str | Path, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S):
+        """`location`: a SQLite file (every process on a host), or a `postgresql://` URL
+        (processes on several hosts)."""
+        self.database = SharedDatabase(location, _SCHEMA, busy_timeout_s)
 
     def close(self) -> None:
-        if self._connection is not None and self._pid == os.getpid():
-            self._connection.close()
-        self._connection = None
+        self.database.close()
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """A write transaction: see `forex_assets.storage.sqlite`."""
-        return write_transaction(self._connect())
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A write transaction: see `forex_assets.storage.shared_database`."""
+        return self.database.transaction()
 
     # -- accounts and marks ---------------------------------------------------------------
 
@@ -154,7 +144,7 @@ class RiskLedger:
             raise ValueError(f"initial_equity={initial_equity!r} must be a positive amount.")
         with self.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO accounts VALUES (?, ?, ?, ?, ?, 0, NULL, ?)",
+                "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, 0, NULL, ?) ON CONFLICT DO NOTHING",
                 (account, initial_equity, initial_equity, initial_equity, initial_equity, time_us),
             )
 
@@ -169,16 +159,19 @@ class RiskLedger:
         with self.transaction() as db:
             self._day(db, account, trading_day(time_us))
             db.execute(
-                "UPDATE accounts SET equity = ?, high_water = MAX(high_water, ?) WHERE account = ?",
-                (equity, equity, account),
+                "UPDATE accounts SET equity = ?, high_water = CASE WHEN high_water > ? THEN high_water "
+                "ELSE ? END WHERE account = ?",
+                (equity, equity, equity, account),
             )
             db.execute(
-                "UPDATE account_days SET peak_equity = MAX(peak_equity, ?), "
-                "low_equity = MIN(low_equity, ?), end_equity = ? WHERE account = ? AND day = ?",
-                (equity, equity, equity, account, trading_day(time_us)),
+                "UPDATE account_days SET "
+                "peak_equity = CASE WHEN peak_equity > ? THEN peak_equity ELSE ? END, "
+                "low_equity = CASE WHEN low_equity < ? THEN low_equity ELSE ? END, "
+                "end_equity = ? WHERE account = ? AND day = ?",
+                (equity, equity, equity, equity, equity, account, trading_day(time_us)),
             )
 
-    def _account_row(self, db: sqlite3.Connection, account: str) -> tuple:
+    def _account_row(self, db: Transaction, account: str) -> tuple:
         row = db.execute(
             "SELECT initial_equity, balance, equity, high_water, loss_streak, last_loss_us "
             "FROM accounts WHERE account = ?",
@@ -186,12 +179,12 @@ class RiskLedger:
         ).fetchone()
         if row is None:
             raise LedgerStateError(
-                f"account {account!r} does not exist in {self.path}; open it first with "
+                f"account {account!r} does not exist in {self.database.location}; open it first with "
                 "open_account(account, initial_equity, time_us)."
             )
         return row
 
-    def _day(self, db: sqlite3.Connection, account: str, day: int) -> tuple[float, float]:
+    def _day(self, db: Transaction, account: str, day: int) -> tuple[float, float]:
         """(start, peak) equity of the account's FX day, starting the day if it is new."""
         row = db.execute(
             "SELECT start_equity, peak_equity FROM account_days WHERE account = ? AND day = ?",
@@ -206,7 +199,7 @@ class RiskLedger:
         )
         return equity, equity
 
-    def state(self, db: sqlite3.Connection, account: str, day: int) -> AccountState:
+    def state(self, db: Transaction, account: str, day: int) -> AccountState:
         initial, balance, equity, high_water, streak, last_loss = self._account_row(db, account)
         start, peak = self._day(db, account, day)
         live = ", ".join("?" * len(LIVE_STATES))
@@ -294,7 +287,7 @@ class RiskLedger:
 
     @staticmethod
     def _insert_refusal(
-        db: sqlite3.Connection,
+        db: Transaction,
         account: str,
         worker: str,
         request: OrderRequest,
@@ -319,7 +312,7 @@ class RiskLedger:
         )
 
     def _transition(
-        self, db: sqlite3.Connection, intent_id: str, expected: str, assignments: str, values: tuple
+        self, db: Transaction, intent_id: str, expected: str, assignments: str, values: tuple
     ) -> None:
         updated = db.execute(
             f"UPDATE intents SET {assignments} WHERE intent_id = ? AND state = ?",
@@ -444,8 +437,7 @@ class RiskLedger:
     # -- reading --------------------------------------------------------------------------
 
     def _frame(self, sql: str, parameters: tuple, schema: dict[str, type]) -> pl.DataFrame:
-        rows = self._connect().execute(sql, parameters).fetchall()
-        return pl.DataFrame(rows, schema=schema, orient="row")
+        return pl.DataFrame(self.database.query(sql, parameters), schema=schema, orient="row")
 
     def intents(self, account: str) -> pl.DataFrame:
         return self._frame(

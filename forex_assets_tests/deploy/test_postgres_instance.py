@@ -26,7 +26,7 @@ import yaml
 
 from forex_assets.compute.machine import detect_machine
 from forex_assets.executor.scheduling import claims_serialized
-from forex_assets_tests.deploy.postgres_server import PostgresServer, PostgresUnavailable
+from forex_assets_tests.deploy.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANT = REPO / "forex_assets" / "deploy" / "dagster_postgres.yaml"
@@ -110,22 +110,6 @@ def training_chain():
 
 # The plan is told training=2 on purpose: a limit set by hand on the instance must win.
 RUN_CONFIG = "execution:\n  config:\n    training: 2\n    training_threads: 1\n"
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    pytest.importorskip(
-        "dagster_postgres", reason="dagster-postgres is not installed: pip install dagster-postgres"
-    )
-    pytest.importorskip("psycopg2", reason="psycopg2 is not installed: pip install psycopg2-binary")
-    try:
-        server = PostgresServer.start()
-    except PostgresUnavailable as reason:
-        pytest.skip(str(reason))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -62,10 +62,11 @@ def request(source: str, time_us: int = START_US) -> OrderRequest:
     return OrderRequest(SYMBOL, 1, time_us, 1.1, STOP_DISTANCE, source=source)
 
 
-def race(path: str, worker: str, rounds, results, barrier) -> None:
+def race(location: str, worker: str, rounds, results, barrier) -> None:
     """Per round (account, limits, attempts): wait for all racers, then ask `attempts`
-    times as fast as possible; report how many reservations this worker got."""
-    ledger = RiskLedger(Path(path))
+    times as fast as possible; report how many reservations this worker got. `location`
+    is the ledger's SQLite path or PostgreSQL URL."""
+    ledger = RiskLedger(location)
     while (job := rounds.get()) is not None:
         account, limits, attempts = job
         risk = manager(ledger, limits)
