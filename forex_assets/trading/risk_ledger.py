@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,7 @@ Decision = Callable[[AccountState], "tuple[float, float] | Refusal"]
 
 
 def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def trading_day(time_us: int) -> int:
@@ -302,8 +303,8 @@ class RiskLedger:
                 worker,
                 str(request.symbol),
                 str(request.source),
-                request.side if _whole(request.side) else 0,
-                request.time_us if _whole(request.time_us) else 0,
+                int(request.side) if _whole(request.side) else 0,
+                int(request.time_us) if _whole(request.time_us) else 0,
                 day,
                 refusal.rule,
                 refusal.message,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from numbers import Integral
 
 from forex_assets.market.instruments import UnknownSymbolError, instrument_for
 from forex_assets.strategies.backtest import BacktestInputError, Contract
@@ -58,6 +59,8 @@ class RiskManager:
         problem = _request_problem(request)
         if problem is not None:
             return self._refuse(account, worker, request, Refusal("invalid_order", problem))
+        # Plain Python numbers from here on (numpy integers cannot be bound to SQL).
+        request = replace(request, time_us=int(request.time_us), side=int(request.side))
         if math.isnan(request.spread):
             request = replace(request, spread=contract.default_spread_pips * contract.pip_size)
         market = check_market(self.limits, request, contract.pip_size, self.news)
@@ -106,8 +109,8 @@ def _request_problem(request: OrderRequest) -> str | None:
             isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         )
 
-    if not isinstance(request.time_us, int) or isinstance(request.time_us, bool):
-        return f"time_us={request.time_us!r} must be an int of UTC microseconds."
+    if not isinstance(request.time_us, Integral) or isinstance(request.time_us, bool):
+        return f"time_us={request.time_us!r} must be a whole number of UTC microseconds."
     if isinstance(request.side, bool) or request.side not in (1, -1):
         return f"side={request.side!r} must be +1 (buy) or -1 (sell)."
     if not (number(request.price) and request.price > 0):

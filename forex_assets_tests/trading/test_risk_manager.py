@@ -7,6 +7,7 @@ risk without scaling, so a buy at 1.1000 with a 20 pip stop reserves 5 lots risk
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import replace
@@ -438,3 +439,23 @@ def test_open_account_keeps_an_existing_account(ledger):
     assert (state.initial_equity, state.trades_today) == (100_000.0, 1)
     with pytest.raises(ValueError, match="initial_equity=0"):
         ledger.open_account("new", 0, NOON)
+
+
+def test_numpy_numbers_are_accepted_and_stored_as_plain_numbers(tmp_path):
+    """Signals come from numpy arrays: an np.int64 time and side are ordinary input."""
+    import numpy as np
+
+    from forex_assets.trading.risk_ledger import Reservation, RiskLedger
+    from forex_assets.trading.risk_limits import RiskLimits
+    from forex_assets_tests.trading.race_workers import START_US, manager, request
+
+    ledger = RiskLedger(tmp_path / "ledger.sqlite")
+    ledger.open_account("acct", 100_000.0, START_US)
+    numpy_request = dataclasses.replace(
+        request("numpy"), time_us=np.int64(START_US), side=np.int8(1)
+    )
+    assert isinstance(
+        manager(ledger, RiskLimits()).request("acct", "w", numpy_request), Reservation
+    )
+    intent = ledger.intents("acct").row(0, named=True)
+    assert (intent["reserved_us"], intent["side"]) == (START_US, 1)
