@@ -133,19 +133,6 @@ def ray_head(monkeypatch):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-@pytest.fixture
-def instance(tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    probes = tmp_path / "probes"
-    probes.mkdir()
-    monkeypatch.setenv(PROBE_DIR_ENV, str(probes))
-    with dg.DagsterInstance.from_config(str(home)) as persistent:
-        yield persistent
-
-
 def test_step_requests_are_the_local_budgets():
     from forex_assets.executor.ray_budgets import ray_step_requests
 
