@@ -19,7 +19,9 @@ from forex_assets.partitions import register_symbols
 REPO = Path(__file__).resolve().parents[1]
 SYMBOLS = ["EURUSD", "USDJPY"]
 RUNS_TIMEOUT_S = 240
-DAEMON = str(Path(sys.executable).with_name("dagster-daemon"))
+# `dagster-daemon` through this interpreter: the script may not sit beside it (a venv that
+# reuses the system's site-packages).
+DAEMON = [sys.executable, "-m", "dagster._daemon"]
 
 
 def last_events(instance: dg.DagsterInstance, run_id: str, count: int = 10) -> list[str]:
@@ -73,7 +75,7 @@ def test_a_cli_backfill_is_queued_and_bounded_by_the_symbols_limit(tmp_path):
     log = tmp_path / "daemon.log"
     with log.open("w") as sink:
         daemon = subprocess.Popen(
-            [DAEMON, "run", "-w", str(REPO / "workspace.yaml")],
+            [*DAEMON, "run", "-w", str(REPO / "workspace.yaml")],
             env=env, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:

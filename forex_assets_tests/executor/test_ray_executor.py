@@ -84,7 +84,10 @@ def ray_head(monkeypatch):
         "--metrics-export-port": _free_port(),
     }
     command = [
-        str(Path(sys.executable).parent / "ray"),
+        # Ray's CLI through this interpreter: its `ray` script may live elsewhere on PATH.
+        sys.executable,
+        "-m",
+        "ray.scripts.scripts",
         "start",
         "--head",
         "--block",
