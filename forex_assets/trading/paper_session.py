@@ -191,9 +191,7 @@ class PaperSession:
         new_day = bar == 0 or self.market.day[bar] != self.market.day[bar - 1]
         if not (self._positions or changed or new_day):
             return
-        state = self.ledger.account_state(self.account, int(self.times_us[bar]))
-        equity = state.balance + self.broker.open_pnl(bar)
-        self.ledger.mark(self.account, int(self.times_us[bar]), equity)
+        self.ledger.mark_open_pnl(self.account, int(self.times_us[bar]), self.broker.open_pnl(bar))
 
     def _manage_exits(self, bar: int) -> None:
         """After bar `bar`'s close: close orders for max hold and opposite signals, trailing

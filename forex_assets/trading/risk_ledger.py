@@ -158,19 +158,29 @@ class RiskLedger:
     def mark(self, account: str, time_us: int, equity: float) -> None:
         """Record the account's marked equity (balance + open positions) at `time_us`."""
         with self.transaction() as db:
-            self._day(db, account, trading_day(time_us))
-            db.execute(
-                "UPDATE accounts SET equity = ?, high_water = CASE WHEN high_water > ? THEN high_water "
-                "ELSE ? END WHERE account = ?",
-                (equity, equity, equity, account),
-            )
-            db.execute(
-                "UPDATE account_days SET "
-                "peak_equity = CASE WHEN peak_equity > ? THEN peak_equity ELSE ? END, "
-                "low_equity = CASE WHEN low_equity < ? THEN low_equity ELSE ? END, "
-                "end_equity = ? WHERE account = ? AND day = ?",
-                (equity, equity, equity, equity, equity, account, trading_day(time_us)),
-            )
+            self._write_mark(db, account, trading_day(time_us), equity)
+
+    def mark_open_pnl(self, account: str, time_us: int, open_pnl: float) -> None:
+        """Mark the equity as the booked balance plus `open_pnl`, read and written in one
+        transaction, so a close another process books meanwhile cannot be missed."""
+        with self.transaction() as db:
+            balance = self._account_row(db, account)[1]
+            self._write_mark(db, account, trading_day(time_us), balance + open_pnl)
+
+    def _write_mark(self, db: Transaction, account: str, day: int, equity: float) -> None:
+        self._day(db, account, day)
+        db.execute(
+            "UPDATE accounts SET equity = ?, high_water = CASE WHEN high_water > ? THEN high_water "
+            "ELSE ? END WHERE account = ?",
+            (equity, equity, equity, account),
+        )
+        db.execute(
+            "UPDATE account_days SET "
+            "peak_equity = CASE WHEN peak_equity > ? THEN peak_equity ELSE ? END, "
+            "low_equity = CASE WHEN low_equity < ? THEN low_equity ELSE ? END, "
+            "end_equity = ? WHERE account = ? AND day = ?",
+            (equity, equity, equity, equity, equity, account, day),
+        )
 
     def _account_row(self, db: Transaction, account: str) -> tuple:
         row = db.execute(
