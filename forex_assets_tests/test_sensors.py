@@ -262,7 +262,7 @@ def test_a_duplicate_file_is_set_aside_without_a_second_run(inbox, instance):
     sensor = Sensor(instance)
     drop(inbox, "USDJPY_2024.csv", CSV_USDJPY)
     sensor.tick()
-    [request] = sensor.tick().run_requests
+    assert len(sensor.tick().run_requests) == 1
     data_dir = settings.data_dir()
 
     drop(inbox, "USDJPY_2024.csv", CSV_USDJPY)  # the same download again
@@ -285,17 +285,42 @@ def test_a_duplicate_file_is_set_aside_without_a_second_run(inbox, instance):
     assert len(sensor.warnings()) == 2
     assert all("already in the data directory" in w for w in sensor.warnings())
 
-    # New content under a taken name is moved in beside the old file, never over it.
-    changed = CSV_USDJPY.replace("144.14,12", "144.13,12")
-    drop(inbox, "USDJPY_2024.csv", changed)
+
+def test_a_corrected_file_under_a_taken_name_replaces_the_older_copy(inbox, instance):
+    sensor = Sensor(instance)
+    drop(inbox, "USDJPY_2024.csv", CSV_USDJPY)
+    sensor.tick()
+    [request] = sensor.tick().run_requests
+    data_dir = settings.data_dir()
+
+    # Only the volume differs: not identical, and the correction is what the pipeline reads.
+    corrected = CSV_USDJPY.replace("144.14,12", "144.14,13")
+    drop(inbox, "USDJPY_2024.csv", corrected)
     sensor.tick()
     [update] = sensor.tick().run_requests
-    assert files(data_dir) == ["USDJPY_2024-2.csv", "USDJPY_2024.csv"]
-    assert (data_dir / "USDJPY_2024.csv").read_text() == CSV_USDJPY
-    assert (data_dir / "USDJPY_2024-2.csv").read_text() == changed
-    assert update.run_key == inbox_run_key("USDJPY", [("USDJPY_2024.csv", sha256(changed))])
+    assert files(data_dir) == ["USDJPY_2024.csv"]
+    assert (data_dir / "USDJPY_2024.csv").read_text() == corrected
+    replaced = inbox / "replaced"
+    assert files(replaced) == ["USDJPY_2024.csv", "USDJPY_2024.csv" + REASON_SUFFIX]
+    assert (replaced / "USDJPY_2024.csv").read_text() == CSV_USDJPY  # kept, not deleted
+    reason = (replaced / ("USDJPY_2024.csv" + REASON_SUFFIX)).read_text()
+    assert "replaced in the data directory by the newer inbox file" in reason
+    assert sha256(corrected) in reason
+    [warning] = sensor.warnings()
+    assert "the newer file wins" in warning and str(replaced / "USDJPY_2024.csv") in warning
+    assert update.run_key == inbox_run_key("USDJPY", [("USDJPY_2024.csv", sha256(corrected))])
     assert update.run_key != request.run_key
-    assert update.tags[INBOX_FILES_TAG] == "USDJPY_2024-2.csv"
+    assert update.tags[INBOX_FILES_TAG] == "USDJPY_2024.csv"
+
+    validated, _ = load_symbol_bars(
+        discover_symbol_files(data_dir, "USDJPY"), instrument_for("USDJPY")
+    )
+    assert validated.bars.get_column("volume").to_list() == [10.0, 13.0]
+    assert validated.quarantine.height == 0
+
+    # The replaced folder is the sensor's own: never taken back in.
+    assert sensor.tick().skip_message == f"no new bar files in {inbox}"
+    assert sensor.tick().skip_message == f"no new bar files in {inbox}"
 
 
 def test_a_file_still_being_written_is_not_taken(inbox, instance):
@@ -321,8 +346,7 @@ def test_temporary_and_hidden_names_are_left_alone(inbox, instance):
     names = [".EURUSD_2024.csv", "~$EURUSD_2024.csv", "EURUSD_2024.csv.part", "EURUSD.crdownload"]
     for name in names:
         drop(inbox, name, CSV_USDJPY)
-    (inbox / "EURUSD").mkdir()  # folders are not looked into
-    drop(inbox / "EURUSD", "2024.csv", CSV_USDJPY)
+    drop(inbox / ".hidden" / "EURUSD", "2024.csv", CSV_USDJPY)  # nor hidden folders
     sensor = Sensor(instance)
     for _ in range(3):
         result = sensor.tick()
@@ -399,3 +423,126 @@ def test_the_code_location_has_the_jobs_schedules_and_sensors():
     assert inbox.default_status == dg.DefaultSensorStatus.RUNNING
     assert inbox.required_resource_keys == {"bar_source"}
     assert defs.resolve_sensor_def("symbol_registry").name == "symbol_registry"
+
+
+MT4_GARBAGE = "not a bar line at all\n" + "x" * 5000 + "\n" + "#" * 300 + "\n"
+
+
+@pytest.mark.parametrize(
+    ("valid_lines", "taken"),
+    [(1, False), (2, True)],  # 1 of 4 lines parse: rejected; 2 of 4 (half): taken
+)
+def test_a_file_mostly_of_garbage_is_rejected_with_its_counts(inbox, instance, valid_lines, taken):
+    garbage = "".join(MT4_GARBAGE.splitlines(keepends=True)[: 4 - valid_lines])
+    content = "".join(MT4_GBPJPY.splitlines(keepends=True)[:valid_lines]) + garbage
+    drop(inbox, "GBPJPY_M1_2024.csv", content)
+    sensor = Sensor(instance)
+    sensor.tick()
+    result = sensor.tick()
+    data_dir = settings.data_dir()
+    if taken:
+        assert len(result.run_requests) == 1
+        assert files(data_dir) == ["GBPJPY_M1_2024.csv"]
+        assert any("2 unparseable, to be quarantined" in r["msg"] for r in sensor.logs)
+        return
+    assert result.run_requests == [] and result.dynamic_partitions_requests == []
+    assert files(data_dir) == []  # nothing registered, nothing for the pipeline to quarantine
+    rejected = inbox / "rejected"
+    assert (rejected / "GBPJPY_M1_2024.csv").read_text() == content
+    reason = (rejected / ("GBPJPY_M1_2024.csv" + REASON_SUFFIX)).read_text()
+    assert "only 1 of the 4 non-blank data lines in the file parse as mt4 bars (25.0%)" in reason
+    assert "at least 50% of them do" in reason and "First unparseable: line 2:" in reason
+    assert "x" * 200 not in reason  # the garbage is not echoed
+    [warning] = sensor.warnings()
+    assert "only 1 of the 4" in warning and "x" * 200 not in warning
+
+
+def test_a_large_file_of_garbage_is_judged_on_its_head(inbox, instance, monkeypatch):
+    import forex_assets.sensors as sensors
+
+    monkeypatch.setattr(sensors, "INBOX_HEAD_BYTES", 400)
+    valid = MT4_GBPJPY.splitlines(keepends=True)[0]
+    content = valid + "garbage line\n" * 2000  # every line past the head is garbage too
+    drop(inbox, "GBPJPY_M1_2024.csv", content)
+    sensor = Sensor(instance)
+    sensor.tick()
+    result = sensor.tick()
+    assert result.run_requests == [] and result.dynamic_partitions_requests == []
+    reason = (inbox / "rejected" / ("GBPJPY_M1_2024.csv" + REASON_SUFFIX)).read_text()
+    # The head's lines only: 1 valid (52 bytes) + 26 garbage lines end within 400 bytes.
+    assert (
+        "only 1 of the 27 non-blank data lines in its first 400 bytes (the rest was not" in reason
+    )
+    assert files(settings.data_dir()) == []
+
+
+def test_a_symbolic_link_is_refused_without_opening_its_target(inbox, instance, tmp_path):
+    secret = tmp_path / "elsewhere" / "passwd"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0:SECRET-LINE:/root:/bin/bash\n")
+    bars = tmp_path / "elsewhere" / "GBPJPY_M1_2024.csv"
+    bars.write_text(MT4_GBPJPY)
+    inbox.mkdir()
+    (inbox / "EURUSD_2024.csv").symlink_to(secret)
+    (inbox / "GBPJPY_M1_2024.csv").symlink_to(bars)  # a valid bar file is no exception
+    sensor = Sensor(instance)
+    result = sensor.tick()  # refused on sight: a link needs no settling
+    assert result.run_requests == [] and result.dynamic_partitions_requests == []
+    assert "2 rejected" in result.skip_message
+    rejected = inbox / "rejected"
+    for name, target in (("EURUSD_2024.csv", secret), ("GBPJPY_M1_2024.csv", bars)):
+        assert (rejected / name).is_symlink() and os.readlink(rejected / name) == str(target)
+        reason = (rejected / (name + REASON_SUFFIX)).read_text()
+        assert f"is a symbolic link (to {target})" in reason
+        assert "Put the real file in the inbox" in reason
+    assert secret.read_text().startswith("root:") and bars.read_text() == MT4_GBPJPY
+    logged = " ".join(r["msg"] for r in sensor.logs)
+    assert "is a symbolic link" in logged
+    assert "SECRET-LINE" not in logged and "190.1" not in logged
+    assert files(settings.data_dir()) == [] and files(inbox) == []
+
+
+def test_a_folder_is_taken_with_the_symbol_its_name_gives(inbox, instance):
+    eurusd = CSV_USDJPY.replace("144.", "1.0")
+    drop(inbox / "EURUSD", "2024.csv", eurusd)
+    drop(inbox / "misc", "prices.csv", eurusd)  # no symbol in the folder or the name
+    sensor = Sensor(instance)
+    sensor.tick()
+    result = sensor.tick()
+    data_dir = settings.data_dir()
+    [request] = result.run_requests
+    assert request.partition_key == "EURUSD"
+    assert request.tags[INBOX_FILES_TAG] == "EURUSD/2024.csv"
+    assert request.run_key == inbox_run_key("EURUSD", [("EURUSD/2024.csv", sha256(eurusd))])
+    assert (data_dir / "EURUSD" / "2024.csv").read_text() == eurusd
+    assert [s.path for s in discover_symbol_files(data_dir, "EURUSD")] == [
+        data_dir / "EURUSD" / "2024.csv"
+    ]
+    # A folder's rejected file keeps its folder, so it can be dropped back as it was.
+    reason = (inbox / "rejected" / "misc" / ("prices.csv" + REASON_SUFFIX)).read_text()
+    assert "file: misc/prices.csv" in reason and "no symbol in the file name" in reason
+    assert (inbox / "rejected" / "misc" / "prices.csv").read_text() == eurusd
+    [warning] = sensor.warnings()
+    assert "rejected inbox file misc/prices.csv" in warning
+    assert sensor.tick().skip_message == f"no new bar files in {inbox}"
+
+
+@pytest.mark.parametrize(
+    ("data_dir", "relation", "folder"),
+    [
+        (".", "contains the project's Parquet store", "store"),
+        ("models/EURUSD", "is inside the project's model folder", "models"),
+    ],
+)
+def test_a_data_dir_overlapping_the_project_folders_is_refused(
+    inbox, instance, isolated_homes, data_dir, relation, folder
+):
+    chosen = (isolated_homes / data_dir).resolve()
+    sensor = Sensor(instance, BarSourceResource(data_dir=str(chosen)))
+    with pytest.raises(dg.DagsterInvariantViolationError) as refused:
+        sensor.tick()
+    message = str(refused.value)
+    assert f"the data directory {chosen} " in message
+    assert f"{relation} {isolated_homes / folder}:" in message
+    assert settings.ENV_DATA_DIR in message
+    assert not inbox.exists()  # refused before anything was created or moved

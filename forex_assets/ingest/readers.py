@@ -93,8 +93,14 @@ def read_bar_file(
     file_format: FileFormat | str = FileFormat.AUTO,
     timezone: str | None = None,
     instrument: Instrument | None = None,
+    head_bytes: int | None = None,
 ) -> ParsedFile:
-    """Parse one bar file; `timezone` overrides the format's default source clock."""
+    """Parse one bar file; `timezone` overrides the format's default source clock.
+
+    `head_bytes` parses only the lines that end within a text file's first `head_bytes`
+    bytes: a quick look that tells a bar file from garbage without reading all of a large
+    file. UTF-16 text and Parquet are always read whole.
+    """
     path = Path(path)
     fmt = FileFormat(file_format)
     if not path.is_file():
@@ -109,7 +115,7 @@ def read_bar_file(
     if fmt is FileFormat.PARQUET:
         rows, notes = _read_parquet(path, tz)
     else:
-        lines = _read_text_lines(path)
+        lines = _read_text_lines(path, head_bytes)
         reader = {
             FileFormat.HISTDATA: _read_histdata,
             FileFormat.DUKASCOPY: _read_dukascopy,
@@ -125,7 +131,7 @@ def read_bar_file(
         raise BarFileError(
             path,
             f"no row could be parsed as {fmt.value} bars; line {first['line']}: {first['error']} "
-            f"(raw: {first['raw']!r}). Check the declared format or the file's content.",
+            f"(raw: {first['raw'][:80]!r}). Check the declared format or the file's content.",
         )
     return ParsedFile(path, fmt, tz.spec, rows, notes + volume_notes)
 
@@ -202,8 +208,9 @@ def _decode(path: Path, data: bytes, partial: bool = False) -> str:
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def _read_text_lines(path: Path) -> pl.DataFrame:
-    """Non-blank lines with their 1-based line numbers in the file.
+def _read_text_lines(path: Path, head_bytes: int | None = None) -> pl.DataFrame:
+    """Non-blank lines with their 1-based line numbers in the file (see `read_bar_file` for
+    `head_bytes`).
 
     Only CR/LF end a line, as in editors and `open()`: str.splitlines() also breaks at form
     feeds, NEL and other separators that turn up in corrupt rows, which would split one row
@@ -211,7 +218,7 @@ def _read_text_lines(path: Path) -> pl.DataFrame:
     lines twenty times faster than Python; it is used whenever its line count provably
     matches (no lone CR, no stray field separator), and Python's split otherwise.
     """
-    data = path.read_bytes()
+    data = path.read_bytes() if head_bytes is None else _read_head(path, head_bytes)
     is_utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]
     text = _decode(path, data) if is_utf16 else None
     # polars validates UTF-8 itself; Python decodes only for UTF-16 or when polars declines.
@@ -228,6 +235,19 @@ def _read_text_lines(path: Path) -> pl.DataFrame:
     if frame.height == 0:
         raise BarFileError(path, "the file is empty")
     return frame
+
+
+def _read_head(path: Path, head_bytes: int) -> bytes:
+    """The file's lines that end within its first `head_bytes` bytes (all of a UTF-16 file,
+    whose line breaks are two bytes wide; the first partial line if no line ends there)."""
+    with path.open("rb") as handle:
+        data = handle.read(head_bytes + 1)
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
+            return data + handle.read()
+    if len(data) <= head_bytes:
+        return data
+    end = data.rfind(b"\n", 0, head_bytes)
+    return data[: end + 1] if end >= 0 else data[:head_bytes]
 
 
 def _polars_lines(buffer: bytes) -> pl.Series | None:
