@@ -546,3 +546,25 @@ def test_a_data_dir_overlapping_the_project_folders_is_refused(
     assert f"{relation} {isolated_homes / folder}:" in message
     assert settings.ENV_DATA_DIR in message
     assert not inbox.exists()  # refused before anything was created or moved
+
+
+def test_a_copy_differing_only_in_volume_is_neither_a_duplicate_nor_identical(inbox, instance):
+    sensor = Sensor(instance)
+    drop(inbox, "USDJPY_2024.csv", CSV_USDJPY)
+    sensor.tick()
+    sensor.tick()
+    other_volume = CSV_USDJPY.replace("144.14,12", "144.14,99")
+    drop(inbox, "USDJPY_2024_b.csv", other_volume)  # another name: kept beside the first
+    sensor.tick()
+    assert len(sensor.tick().run_requests) == 1
+    data_dir = settings.data_dir()
+    assert files(data_dir) == ["USDJPY_2024.csv", "USDJPY_2024_b.csv"]
+    validated, _ = load_symbol_bars(
+        discover_symbol_files(data_dir, "USDJPY"), instrument_for("USDJPY")
+    )
+    details = validated.quarantine.sort("line").get_column("detail").to_list()
+    kept = data_dir / "USDJPY_2024.csv"
+    assert details == [
+        f"identical bar, time 2024-01-09 09:00:00 UTC already at {kept}:2",
+        f"conflicting bar, time 2024-01-09 09:01:00 UTC already at {kept}:3",
+    ]

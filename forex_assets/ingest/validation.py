@@ -21,7 +21,8 @@ repaired silently. Rules, in the order they are applied (a row gets the first th
    newest-first is read in reverse and the reversal is reported, not quarantined.
 9. ``duplicate_timestamp``: across all files of a symbol, the first row for a time (files
    in the order given, then line order) is kept; later rows for the same time are
-   quarantined with the file and line of the kept row and whether they were identical.
+   quarantined with the file and line of the kept row and whether they were identical
+   (equal prices, and equal volume and spread where both rows have them).
 """
 
 from __future__ import annotations
@@ -118,7 +119,16 @@ def validate_files(
             for c in ("file", "line", *PRICE_COLUMNS)
         ]
     )
-    identical = pl.all_horizontal([pl.col(c) == pl.col(f"_kept_{c}") for c in PRICE_COLUMNS])
+    # Volume and spread are compared where both rows have them (a file without volume does
+    # not conflict with one that has it); a struct carries the keeper's nulls through the fill.
+    merged = merged.with_columns(
+        _kept_extra=pl.when(~pl.col("_dup")).then(pl.struct("volume", "spread")).forward_fill()
+    )
+    extras = {c: pl.col("_kept_extra").struct.field(c) for c in ("volume", "spread")}
+    identical = pl.all_horizontal(
+        [pl.col(c) == pl.col(f"_kept_{c}") for c in PRICE_COLUMNS]
+        + [pl.col(c).is_null() | kept.is_null() | (pl.col(c) == kept) for c, kept in extras.items()]
+    )
     duplicates = merged.filter(pl.col("_dup")).select(
         "file",
         "line",
