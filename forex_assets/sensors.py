@@ -162,11 +162,17 @@ def _sha256(path: Path) -> str:
 
 
 def _free_path(folder: Path, name: str) -> Path:
-    """`folder/name`, or `folder/<stem>-2<suffix>`, `-3`, ... when that name is taken."""
+    """`folder/name`, or `folder/<stem>-2<suffix>`, `-3`, ... when that name or its reason
+    file's name is taken (a set-aside file named like a reason file must not be overwritten
+    by the reason of a later one)."""
+
+    def taken(path: Path) -> bool:
+        return any(p.exists() or p.is_symlink() for p in (path, Path(f"{path}{REASON_SUFFIX}")))
+
     candidate = folder / name
     stem, suffix = Path(name).stem, Path(name).suffix
     n = 2
-    while candidate.exists() or candidate.is_symlink():
+    while taken(candidate):
         candidate = folder / f"{stem}-{n}{suffix}"
         n += 1
     return candidate

@@ -568,3 +568,21 @@ def test_a_copy_differing_only_in_volume_is_neither_a_duplicate_nor_identical(in
         f"identical bar, time 2024-01-09 09:00:00 UTC already at {kept}:2",
         f"conflicting bar, time 2024-01-09 09:01:00 UTC already at {kept}:3",
     ]
+
+
+def test_a_rejected_file_named_like_a_reason_file_is_never_overwritten(inbox, instance):
+    sensor = Sensor(instance)
+    notes = "EURUSD notes, not bars\n"
+    drop(inbox, "EURUSD_2024.csv" + REASON_SUFFIX, notes)
+    sensor.tick()
+    sensor.tick()
+    rejected = inbox / "rejected"
+    assert (rejected / ("EURUSD_2024.csv" + REASON_SUFFIX)).read_text() == notes
+    drop(inbox, "EURUSD_2024.csv", "hello\nworld\n")
+    sensor.tick()
+    sensor.tick()
+    assert (rejected / ("EURUSD_2024.csv" + REASON_SUFFIX)).read_text() == notes  # kept
+    assert (rejected / "EURUSD_2024-2.csv").read_text() == "hello\nworld\n"
+    assert (
+        "file: EURUSD_2024.csv\n" in (rejected / ("EURUSD_2024-2.csv" + REASON_SUFFIX)).read_text()
+    )
