@@ -1,7 +1,9 @@
 """Strategies: CMA-ES island search under prop-firm rules, and a decorrelated portfolio."""
 
+import dataclasses
 import hashlib
 import json
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -57,6 +59,25 @@ def _search_data(bars: pl.DataFrame, symbol: str, prop_firm: str, risk: float) -
         preset(prop_firm),
         risk_fraction=risk,
     )
+
+
+def _checkpoint_root(
+    model_store: ModelStoreResource, symbol: str, config: EvolutionConfig, data: SearchData
+) -> Path:
+    """Where this config's searches on these bars log; `island_search` puts each island
+    layout (it follows the step's CPU budget) in its own directory below.
+
+    Keyed by the config and the content of the bars the objective reads, not their count:
+    corrected bars of the same length must not resume a log whose fitness values they
+    would not reproduce.
+    """
+    digest = hashlib.sha256(config.model_dump_json().encode())
+    for field in dataclasses.fields(data.market):
+        value = getattr(data.market, field.name)
+        if isinstance(value, np.ndarray):
+            digest.update(field.name.encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+    return model_store.run_directory(symbol, f"evolution-{digest.hexdigest()[:12]}")
 
 
 def _history_table(evolution: Evolution) -> str:
@@ -123,7 +144,10 @@ def build_strategy_assets(settings: FeatureSettings) -> list[dg.AssetsDefinition
         description=(
             f"CMA-ES island search of strategy genes on {timeframe} bars under prop-firm "
             "rules (training period), the best distinct candidates validated month by month "
-            "on the held-out period. Checkpointed: a re-executed run resumes its search."
+            "on the held-out period. Checkpointed per island layout (it follows the step's "
+            "CPU budget): a re-executed run resumes its own layout's search, another budget "
+            "starts its own; damaged or edited checkpoint files are moved to damaged/ with "
+            "a warning and the search resumes from the last good epoch."
         ),
     )
     def evolved_strategies(
@@ -136,10 +160,6 @@ def build_strategy_assets(settings: FeatureSettings) -> list[dg.AssetsDefinition
         symbol = context.partition_key
         complete = bars.filter(pl.col("complete"))
         data = _search_data(complete, symbol, config.prop_firm, config.risk_fraction)
-        key = hashlib.sha256(
-            (config.model_dump_json() + str(complete.height)).encode()
-        ).hexdigest()[:12]
-        checkpoint = model_store.run_directory(symbol, f"evolution-{key}")
         evolution = evolve(
             data,
             EvolutionSettings(
@@ -152,8 +172,12 @@ def build_strategy_assets(settings: FeatureSettings) -> list[dg.AssetsDefinition
                 max_evaluations=config.max_evaluations or None,
                 candidates=config.candidates,
             ),
-            checkpoint,
+            _checkpoint_root(model_store, symbol, config, data),
         )
+        checkpoint = evolution.search.checkpoint
+        for message in checkpoint.warnings():
+            context.log.warning(message)
+        context.log.info(checkpoint.describe())
         # Paper trading replays exactly the bars the search never saw.
         holdout_start = complete.get_column("time")[evolution.training_bars]
         frame = _strategies_frame(evolution).with_columns(
@@ -200,7 +224,9 @@ def build_strategy_assets(settings: FeatureSettings) -> list[dg.AssetsDefinition
                 "training_bars": evolution.training_bars,
                 "holdout_bars": evolution.holdout_bars,
                 "holdout_start": str(holdout_start),
-                "checkpoint": dg.MetadataValue.path(str(checkpoint)),
+                "checkpoint": dg.MetadataValue.path(str(checkpoint.directory)),
+                "checkpoint_resumed_epochs": checkpoint.resumed_epochs,
+                "checkpoint_files_set_aside": len(checkpoint.set_aside),
                 "equity_best": dg.MetadataValue.md(
                     _equity_plot(
                         data,

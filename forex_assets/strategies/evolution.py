@@ -63,9 +63,14 @@ class Evolution:
 
 
 def evolve(
-    data: SearchData, settings: EvolutionSettings, checkpoint_dir: Path | None = None
+    data: SearchData, settings: EvolutionSettings, checkpoint_root: Path | None = None
 ) -> Evolution:
-    """Search, re-score the archive on the training period, validate on held-out months."""
+    """Search, re-score the archive on the training period, validate on held-out months.
+
+    The island layout follows the step's CPU budget unless `settings.islands` fixes it;
+    each layout logs in its own directory under `checkpoint_root` (`island_search`), so
+    runs with other budgets on one home resume their own searches.
+    """
     training, holdout = data.split(settings.holdout_share)
     islands = IslandSettings(
         islands=settings.islands or nested_workers(),
@@ -81,7 +86,7 @@ def evolve(
         functools.partial(strategy_objective, data=training),
         DIMENSION,
         islands,
-        checkpoint_dir=checkpoint_dir,
+        checkpoint_root=checkpoint_root,
     )
     points, _ = search.archive(settings.candidates)
     genes = from_unit(points)

@@ -18,9 +18,10 @@ fitness per generation, injected migrants, restarts). A worker rebuilds the isla
 evaluating anything (`ask()` must reproduce the logged solutions), runs the epoch's new
 generations and returns only the new log entries; a worker that advanced the island
 before keeps its live run and replays only the entries since (`_LIVE_RUNS`). The same
-log, written as one JSON file per epoch, is the checkpoint: a killed search resumes from
-it and ends exactly where an uninterrupted one does. The main process merges results in
-island order, so the outcome does not depend on which worker ran which island when.
+log, written as one sealed JSON file per epoch in a directory of its own per search
+(`search_checkpoint`), is the checkpoint: a killed search resumes from it and ends exactly
+where an uninterrupted one does. The main process merges results in island order, so the
+outcome does not depend on which worker ran which island when.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ import cma
 import numpy as np
 
 from forex_assets.compute.worker_pool import budgeted_process_pool, nested_workers
-from forex_assets.storage.atomic import atomic_write_bytes, remove_stale_temp_files
+from forex_assets.strategies.search_checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointReport,
+    open_checkpoint,
+    write_epoch,
+)
 
 Objective = Callable[[np.ndarray], np.ndarray]
 Event = dict[str, Any]
@@ -54,8 +60,10 @@ NONFINITE_FITNESS = 1e300
 # another machine (another BLAS); anything beyond rounding means another search.
 REPLAY_RTOL = 1e-9
 REPLAY_ATOL = 1e-12
-CHECKPOINT_FORMAT = 1
-MANIFEST_NAME = "search.json"
+
+
+class ReplayMismatchError(RuntimeError):
+    """A checkpoint's log does not replay under the settings of the search reading it."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,7 +181,8 @@ class SearchResult:
     this generation), best_so_far (of the island), evaluations (of the island so far) and
     injected (migrants evaluated in this generation). `generations` is the most any island
     ran; `stopped_by` is "generations", "evaluations", "time", "converged" (every island
-    used up its restarts) or "epochs" (`stop_after_epochs`).
+    used up its restarts) or "epochs" (`stop_after_epochs`). `checkpoint` says where the
+    search logged and how it began (resumed, afresh, files set aside); None without one.
     """
 
     best_x: np.ndarray
@@ -186,6 +195,7 @@ class SearchResult:
     stopped_by: str
     evaluated_x: np.ndarray  # every point evaluated, in objective space, island by island
     evaluated_f: np.ndarray
+    checkpoint: CheckpointReport | None
 
     def archive(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The `k` best distinct points evaluated (best first) and their values.
@@ -240,7 +250,7 @@ def island_search(
     dim: int,
     settings: IslandSettings,
     x0: np.ndarray | None = None,
-    checkpoint_dir: Path | None = None,
+    checkpoint_root: Path | None = None,
     *,
     stop_after_epochs: int | None = None,
 ) -> SearchResult:
@@ -249,10 +259,12 @@ def island_search(
     `objective` runs in spawned worker processes, so it must be picklable: a module-level
     function or a `functools.partial` of one. `x0` (default: the box centre, or zeros
     unbounded) is island 0's start; the other islands start at seeded random points, since
-    islands that all start in one place explore one basin. With `checkpoint_dir` the
-    search resumes from the log found there and appends to it after every epoch.
-    `stop_after_epochs` ends the call once that many epochs exist in total, as a kill
-    between epochs would (the checkpoint continues it).
+    islands that all start in one place explore one basin. With `checkpoint_root` the
+    search logs every epoch under `checkpoint_root/search-<hash of its settings>/` and
+    resumes from the good epochs found there, so searches with other settings (another
+    island layout) share a root without meeting. `stop_after_epochs` ends the call once
+    that many epochs exist in total, as a kill between epochs would (the checkpoint
+    continues it).
     """
     islands = _islands(dim, settings, x0)
     _require(
@@ -268,13 +280,17 @@ def island_search(
         ) from error
 
     logs: list[list[Event]] = [[] for _ in islands]
-    epochs_done, elapsed_before = 0, 0.0
-    if checkpoint_dir is not None:
-        fingerprint = _fingerprint(objective, islands, settings)
-        for payload in _load_checkpoint(Path(checkpoint_dir), fingerprint):
-            for log, events in zip(logs, payload["islands"], strict=True):
-                log.extend(events)
-            epochs_done, elapsed_before = epochs_done + 1, payload["elapsed_s"]
+    epochs_done, elapsed_before, report = 0, 0.0, None
+    if checkpoint_root is not None:
+        report, epochs = open_checkpoint(
+            Path(checkpoint_root),
+            _fingerprint(objective, islands, settings),
+            functools.partial(_decode_epoch, islands=islands),
+        )
+        for elapsed_s, events in epochs:
+            for log, island_events in zip(logs, events, strict=True):
+                log.extend(island_events)
+            epochs_done, elapsed_before = epochs_done + 1, elapsed_s
 
     try:
         stopped_by = _run_epochs(
@@ -284,14 +300,20 @@ def island_search(
             logs,
             epochs_done,
             elapsed_before,
-            checkpoint_dir,
+            None if report is None else report.directory,
             stop_after_epochs,
         )
+    except ReplayMismatchError as error:
+        where = "" if report is None else f" in {report.directory}"
+        raise ReplayMismatchError(
+            f"{error}; the log{where} cannot be resumed: move that directory aside and run "
+            "again to start this search afresh"
+        ) from None
     finally:
         # Runs advanced in this process (a budget of one worker: no pool) end with the search.
         for island in islands:
             _LIVE_RUNS.pop((island.search, island.index), None)
-    return _summarize(islands, logs, stopped_by)
+    return _summarize(islands, logs, stopped_by, report)
 
 
 def _run_epochs(
@@ -334,11 +356,15 @@ def _run_epochs(
             for index, events in new.items():
                 logs[index].extend(events)
             if checkpoint_dir is not None:
-                _write_epoch(
-                    Path(checkpoint_dir),
+                write_epoch(
+                    checkpoint_dir,
                     epochs_done,
-                    elapsed_before + time.perf_counter() - started,
-                    [new.get(island.index, []) for island in islands],
+                    {
+                        "elapsed_s": elapsed_before + time.perf_counter() - started,
+                        "islands": [
+                            [_encode(e) for e in new.get(island.index, [])] for island in islands
+                        ],
+                    },
                 )
             epochs_done += 1
 
@@ -637,11 +663,10 @@ def _replay(run: _IslandRun, log: list[Event], consumed: int) -> None:
             if asked.shape != event["X"].shape or not np.allclose(
                 asked, event["X"], rtol=REPLAY_RTOL, atol=REPLAY_ATOL
             ):
-                raise RuntimeError(
+                raise ReplayMismatchError(
                     f"island {run.island.index}, generation {generation}: replaying the log "
-                    "asked other solutions than the log holds, so the log was written by "
-                    "another search (other settings, objective or cma version); start afresh "
-                    "with an empty checkpoint_dir"
+                    "asked other solutions than the log holds, so it was not written by this "
+                    "search (edited together with its hash, or another machine's arithmetic)"
                 )
             run.tell(event["X"], event["f"])
         elif kind == "done":
@@ -713,7 +738,12 @@ def _advance_island(
 # ------------------------------------------------------------------------- result
 
 
-def _summarize(islands: list[_Island], logs: list[list[Event]], stopped_by: str) -> SearchResult:
+def _summarize(
+    islands: list[_Island],
+    logs: list[list[Event]],
+    stopped_by: str,
+    checkpoint: CheckpointReport | None,
+) -> SearchResult:
     rows = []  # (generation, island, history entry, best x of the generation)
     for island, log in zip(islands, logs, strict=True):
         generation = evaluations = restart = popsize = injected = 0
@@ -763,6 +793,7 @@ def _summarize(islands: list[_Island], logs: list[list[Event]], stopped_by: str)
         stopped_by=stopped_by,
         evaluated_x=np.concatenate([x for x, _ in evaluated]),
         evaluated_f=np.concatenate([f for _, f in evaluated]).astype(np.float64),
+        checkpoint=checkpoint,
     )
 
 
@@ -793,57 +824,60 @@ def _fingerprint(objective: Objective, islands: list[_Island], settings: IslandS
     return json.loads(json.dumps(fingerprint))
 
 
-def _epoch_path(directory: Path, epoch: int) -> Path:
-    return directory / f"epoch_{epoch:05d}.json"
-
-
-def _load_checkpoint(directory: Path, fingerprint: dict) -> list[dict]:
-    """The epochs logged so far (none for a new directory, whose manifest is written now)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(directory)
-    manifest = directory / MANIFEST_NAME
-    if not manifest.exists():
-        _require(
-            not _epoch_path(directory, 0).exists(),
-            f"{directory} holds epoch logs but no {MANIFEST_NAME}, so it cannot be checked "
-            "against these settings; pass an empty checkpoint_dir",
-        )
-        atomic_write_bytes(manifest, json.dumps(fingerprint, indent=1).encode())
-        return []
-    saved = json.loads(manifest.read_text())
-    differing = sorted(
-        k for k in fingerprint.keys() | saved.keys() if saved.get(k) != fingerprint.get(k)
-    )
-    _require(
-        not differing,
-        f"the checkpoint in {directory} was written by another search (differs in "
-        f"{', '.join(differing)}): resume with the settings and objective it was written "
-        "with, or pass an empty checkpoint_dir to start afresh",
-    )
-    epochs = []
-    while (path := _epoch_path(directory, len(epochs))).exists():
-        payload = json.loads(path.read_text())
-        payload["islands"] = [[_decode(e) for e in events] for events in payload["islands"]]
-        epochs.append(payload)
-    return epochs
-
-
-def _write_epoch(directory: Path, epoch: int, elapsed_s: float, islands: list[list[Event]]) -> None:
-    """One file per epoch, written whole or not at all: the log only ever grows."""
-    payload = {
-        "epoch": epoch,
-        "elapsed_s": elapsed_s,
-        "islands": [[_encode(e) for e in events] for events in islands],
-    }
-    atomic_write_bytes(_epoch_path(directory, epoch), json.dumps(payload, allow_nan=False).encode())
-
-
 def _encode(event: Event) -> dict:
     # float repr round-trips exactly, so a decoded log replays bit for bit.
     return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in event.items()}
 
 
-def _decode(event: dict) -> Event:
-    return {
-        k: np.asarray(v, dtype=float) if k in ("X", "f", "mean") else v for k, v in event.items()
-    }
+def _decode_epoch(payload: Any, islands: list[_Island]) -> tuple[float, list[list[Event]]]:
+    """(elapsed_s, each island's events) of one epoch file; ValueError names what is wrong."""
+    if not isinstance(payload, dict) or set(payload) != {"elapsed_s", "islands"}:
+        raise ValueError("expected an object with the keys elapsed_s and islands")
+    elapsed, logs = payload["elapsed_s"], payload["islands"]
+    if not isinstance(elapsed, int | float) or not math.isfinite(elapsed) or elapsed < 0:
+        raise ValueError(f"elapsed_s={elapsed!r} is not a number of seconds")
+    if not (
+        isinstance(logs, list)
+        and len(logs) == len(islands)
+        and all(isinstance(log, list) for log in logs)
+    ):
+        raise ValueError(f"expected a list of {len(islands)} island logs")
+    return float(elapsed), [
+        [_decode(event, island) for event in log] for log, island in zip(logs, islands, strict=True)
+    ]
+
+
+# The keys each kind of logged event has, as `_start_event` and `_advance_island` write them.
+EVENT_KEYS = {
+    "start": {"kind", "restart", "regime", "popsize", "sigma", "mean", "after"},
+    "inject": {"kind", "epoch", "X"},
+    "generation": {"kind", "epoch", "X", "f"},
+    "done": {"kind", "after"},
+}
+
+
+def _decode(event: Any, island: _Island) -> Event:
+    """One logged event, its arrays as arrays of the island's dimension."""
+    kind = event.get("kind") if isinstance(event, dict) else None
+    if kind not in EVENT_KEYS or set(event) != EVENT_KEYS[kind]:
+        raise ValueError(f"island {island.index}: {str(event)[:80]} is not a logged event")
+    try:
+        decoded = {
+            k: np.asarray(v, dtype=float) if k in ("X", "f", "mean") else v
+            for k, v in event.items()
+        }
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"island {island.index}: a {kind} event's arrays: {error}") from None
+    rows = decoded.get("X", np.zeros((0, island.dim)))
+    if "mean" in decoded:  # a start's mean is one point
+        rows = decoded["mean"][None] if decoded["mean"].ndim == 1 else decoded["mean"]
+    if (
+        rows.ndim != 2
+        or rows.shape[1] != island.dim
+        or ("f" in decoded and decoded["f"].shape != (len(rows),))
+    ):
+        raise ValueError(
+            f"island {island.index}: a {kind} event with arrays of the wrong shape for "
+            f"dim={island.dim}"
+        )
+    return decoded

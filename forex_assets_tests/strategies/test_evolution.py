@@ -1,5 +1,6 @@
 """Discovery end to end: CMA-ES recovers a planted strategy, and evolution is reproducible."""
 
+import dataclasses
 import functools
 from datetime import UTC, datetime
 
@@ -107,3 +108,29 @@ def test_evolution_is_reproducible_and_validated(monkeypatch):
     best = first.strategies[0]
     assert best.months and all(m.verdict for m in best.months)
     assert first.training_bars + first.holdout_bars == len(bars)
+
+
+def test_island_layouts_of_other_budgets_share_one_checkpoint_root(monkeypatch, tmp_path):
+    """`train` and `dagster job execute` give the step other budgets, hence other layouts.
+
+    One thread keeps both searches in this process (a pool start costs seconds); the two
+    islands stand for a larger budget's layout.
+    """
+    monkeypatch.setenv("FOREX_ASSETS_STEP_THREADS", "1")
+    bars = random_walk(2000, seed=4)
+    data = SearchData(
+        Market.from_bars(bars),
+        RuleInputs.from_bars(bars),
+        Contract.for_symbol("EURUSD"),
+        preset("ftmo_challenge"),
+    )
+    budget = EvolutionSettings(max_generations=2, migration_interval=1, candidates=3)
+    small = evolve(data, budget, tmp_path)  # islands from the budget of one thread
+    large = evolve(data, dataclasses.replace(budget, islands=2), tmp_path)
+    assert (len(small.search.restarts), len(large.search.restarts)) == (1, 2)
+    assert large.search.checkpoint.resumed_epochs == 0
+    assert large.search.checkpoint.other_searches[0][1] == ("islands", "population_sizes")
+    again = evolve(data, budget, tmp_path)
+    assert again.search.checkpoint.directory == small.search.checkpoint.directory
+    assert again.search.checkpoint.resumed_epochs == 2
+    assert [s.fitness for s in again.strategies] == [s.fitness for s in small.strategies]

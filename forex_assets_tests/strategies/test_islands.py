@@ -87,16 +87,16 @@ def sphere_search(tmp_path_factory) -> tuple[SearchResult, Path, Path]:
             functools.partial(counted_sphere, calls=str(calls)),
             5,
             SPHERE_SETTINGS,
-            checkpoint_dir=directory / "checkpoint",
+            checkpoint_root=directory / "checkpoint",
         )
-    return result, directory / "checkpoint", calls
+    return result, result.checkpoint.directory, calls
 
 
 def logged_events(checkpoint: Path) -> list[list[dict]]:
-    """Each island's whole log, read from the checkpoint's epoch files."""
+    """Each island's whole log, read from the epoch files of one search's directory."""
     logs: list[list[dict]] = []
     for path in sorted(checkpoint.glob("epoch_*.json")):
-        islands = json.loads(path.read_text())["islands"]
+        islands = json.loads(path.read_text())["payload"]["islands"]
         logs = logs or [[] for _ in islands]
         for log, events in zip(logs, islands, strict=True):
             log.extend(events)
@@ -211,16 +211,18 @@ def test_resumed_search_equals_the_uninterrupted_one(sphere_search, tmp_path):
     objective = functools.partial(counted_sphere, calls=str(calls))
 
     killed = island_search(
-        objective, 5, SPHERE_SETTINGS, checkpoint_dir=checkpoint, stop_after_epochs=2
+        objective, 5, SPHERE_SETTINGS, checkpoint_root=checkpoint, stop_after_epochs=2
     )
     assert killed.stopped_by == "epochs"
     assert killed.generations == 20
-    assert sorted(p.name for p in checkpoint.glob("epoch_*.json")) == [
+    assert sorted(p.name for p in killed.checkpoint.directory.glob("epoch_*.json")) == [
         "epoch_00000.json",
         "epoch_00001.json",
     ]
-    resumed = island_search(objective, 5, SPHERE_SETTINGS, checkpoint_dir=checkpoint)
+    resumed = island_search(objective, 5, SPHERE_SETTINGS, checkpoint_root=checkpoint)
 
+    assert resumed.checkpoint.directory == killed.checkpoint.directory
+    assert resumed.checkpoint.resumed_epochs == 2
     assert_same_result(resumed, uninterrupted)
     assert resumed.stopped_by == uninterrupted.stopped_by == "generations"
     # The replay evaluated nothing: both calls together evaluated what one run did.
@@ -228,7 +230,7 @@ def test_resumed_search_equals_the_uninterrupted_one(sphere_search, tmp_path):
     assert evaluated == Counter(uninterrupted_calls.read_text().split())
     # A finished search resumes to the same result without evaluating anything more.
     assert_same_result(
-        island_search(objective, 5, SPHERE_SETTINGS, checkpoint_dir=checkpoint), uninterrupted
+        island_search(objective, 5, SPHERE_SETTINGS, checkpoint_root=checkpoint), uninterrupted
     )
     assert Counter(calls.read_text().split()) == evaluated
 
@@ -241,31 +243,11 @@ def test_resume_across_restarts_equals_the_uninterrupted_search(monkeypatch, tmp
     )
     uninterrupted = island_search(plateau, 2, settings)
     assert uninterrupted.restarts[0] >= 2 and uninterrupted.restarts[1] >= 2
-    killed = island_search(plateau, 2, settings, checkpoint_dir=tmp_path, stop_after_epochs=3)
+    killed = island_search(plateau, 2, settings, checkpoint_root=tmp_path, stop_after_epochs=3)
     assert killed.restarts[0] >= 1
-    resumed = island_search(plateau, 2, settings, checkpoint_dir=tmp_path)
+    resumed = island_search(plateau, 2, settings, checkpoint_root=tmp_path)
     assert_same_result(resumed, uninterrupted)
     assert resumed.stopped_by == uninterrupted.stopped_by
-
-
-def test_checkpoint_of_another_search_is_refused(tmp_path):
-    settings = IslandSettings(islands=1, lower=np.zeros(2), upper=np.ones(2), max_generations=20)
-    island_search(sphere, 2, settings, checkpoint_dir=tmp_path, stop_after_epochs=1)
-    other = IslandSettings(islands=1, lower=np.zeros(2), upper=np.ones(2), seed=2)
-    with pytest.raises(ValueError, match=r"another search \(differs in seed\)"):
-        island_search(sphere, 2, other, checkpoint_dir=tmp_path)
-
-
-def test_tampered_log_fails_the_replay(tmp_path):
-    settings = IslandSettings(islands=1, lower=np.zeros(2), upper=np.ones(2), max_generations=20)
-    island_search(sphere, 2, settings, checkpoint_dir=tmp_path, stop_after_epochs=1)
-    path = tmp_path / "epoch_00000.json"
-    payload = json.loads(path.read_text())
-    generation = next(e for e in payload["islands"][0] if e["kind"] == "generation")
-    generation["X"][0][0] += 0.01
-    path.write_text(json.dumps(payload))
-    with pytest.raises(RuntimeError, match="island 0, generation 1: replaying the log"):
-        island_search(sphere, 2, settings, checkpoint_dir=tmp_path)
 
 
 # ----------------------------------------------------------------------- restarts
@@ -275,12 +257,13 @@ def test_ipop_doubles_the_population_at_each_restart(tmp_path):
     settings = IslandSettings(
         islands=1, lower=np.zeros(2), upper=np.ones(2), restarts="ipop", max_restarts=3
     )
-    result = island_search(plateau, 2, settings, checkpoint_dir=tmp_path)
+    result = island_search(plateau, 2, settings, checkpoint_root=tmp_path)
     assert result.stopped_by == "converged"
     assert result.restarts == {0: 3}
     popsizes = {h["restart"]: h["popsize"] for h in result.history}
     assert popsizes == {0: 6, 1: 12, 2: 24, 3: 48}
-    ends = [e for e in logged_events(tmp_path)[0] if e["kind"] in ("start", "done")]
+    logs = logged_events(result.checkpoint.directory)
+    ends = [e for e in logs[0] if e["kind"] in ("start", "done")]
     assert all(e["after"] for e in ends[1:])  # each run ended on a stop condition
 
 
@@ -288,9 +271,9 @@ def test_bipop_interleaves_large_and_small_local_runs(tmp_path):
     settings = IslandSettings(
         islands=1, lower=np.zeros(2), upper=np.ones(2), restarts="bipop", max_restarts=6
     )
-    result = island_search(plateau, 2, settings, checkpoint_dir=tmp_path)
+    result = island_search(plateau, 2, settings, checkpoint_root=tmp_path)
     assert result.restarts == {0: 6}
-    starts = [e for e in logged_events(tmp_path)[0] if e["kind"] == "start"]
+    starts = [e for e in logged_events(result.checkpoint.directory)[0] if e["kind"] == "start"]
     assert [e["regime"] for e in starts[:2]] == ["initial", "large"]
     large = [e for e in starts if e["regime"] == "large"]
     small = [e for e in starts if e["regime"] == "small"]
