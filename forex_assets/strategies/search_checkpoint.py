@@ -124,7 +124,9 @@ def open_checkpoint(
         set_aside.append(_set_aside(directory, manifest, str(error)))
         # Without a trustworthy manifest nothing here is known to belong to this search.
         set_aside += [
-            _set_aside(directory, path, f"its manifest {manifest.name} was set aside")
+            _set_aside(
+                directory, path, f"belongs to a search whose manifest {manifest.name} was set aside"
+            )
             for _, path in _epoch_files(directory)
         ]
     if not manifest.exists():

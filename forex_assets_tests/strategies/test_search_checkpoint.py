@@ -240,7 +240,7 @@ def test_damaged_manifest_sets_the_search_aside_and_restarts(tmp_path, uninterru
     (directory / MANIFEST_NAME).write_text('{"format": 2')
     result, messages = resume_warning(tmp_path)
     assert messages[0].startswith(f"island-search checkpoint file {directory / MANIFEST_NAME}")
-    assert f"its manifest {MANIFEST_NAME} was set aside" in messages[1]
+    assert f"belongs to a search whose manifest {MANIFEST_NAME} was set aside" in messages[1]
     assert result.checkpoint.resumed_epochs == 0
     assert_same_result(result, uninterrupted)
     assert (directory / MANIFEST_NAME).exists()
