@@ -1,17 +1,19 @@
-"""Environment variables that override the plan, including the old bot's `.env` names.
+"""Settings that override the plan: environment variables (including the old bot's `.env`
+names) and the executor's run config.
 
 Existing users' `.env` files keep working: each variable maps onto one plan setting. A
 value that is not a whole number, or is zero or negative, is ignored; one larger than
 the usable cores is clamped. Either way the run says which variable, what it held, and
 the value used instead: a typo in `.env` never crashes a run and never buys more threads
-than the machine has.
+than the machine has. The executor's run config (`execution: config: cores: 0`) is
+checked by the same rule, `validate_plan_setting`, and reported the same way.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 from forex_assets.compute.plan import PlanSettings, ResourcePlan
 
@@ -29,17 +31,22 @@ ENV_SETTINGS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class EnvIssue:
-    """A variable whose value could not be used as given."""
+# How the executor's run config names a plan setting in messages.
+RUN_CONFIG_SOURCE = "executor run config execution.config.{setting}"
 
-    variable: str
-    raw: str
+
+@dataclass(frozen=True)
+class SettingIssue:
+    """A setting whose value could not be used as given; `source` is where it was set (a
+    variable's name, or the run config key)."""
+
+    source: str
+    raw: str | int
     setting: str
     problem: str
 
     def message(self, plan: ResourcePlan) -> str:
-        return f"{self.variable}={self.raw!r} {self.problem}; using {used_value(plan, self.setting)} instead."
+        return f"{self.source}={self.raw!r} {self.problem}; using {used_value(plan, self.setting)} instead."
 
 
 def used_value(plan: ResourcePlan, setting: str) -> int:
@@ -54,9 +61,31 @@ def used_value(plan: ResourcePlan, setting: str) -> int:
     return plan.blas_threads_cap
 
 
+def validate_plan_setting(
+    source: str, raw: str | int, setting: str, cores: int | None = None
+) -> tuple[int | None, SettingIssue | None]:
+    """The number to use for plan `setting` as set to `raw` at `source`, and what was wrong.
+
+    Not a whole number, or below 1: (None, issue), the setting is ignored (a count of zero
+    cores or threads cannot run anything, and a negative one has no meaning). Above the
+    `cores` usable: (cores, issue), no layer may hold more threads than the machine runs.
+    """
+    if isinstance(raw, bool):  # a YAML `true` is no count
+        return None, SettingIssue(source, raw, setting, "is not a whole number")
+    try:
+        number = raw if isinstance(raw, int) else int(raw.strip())
+    except ValueError:
+        return None, SettingIssue(source, raw, setting, "is not a whole number")
+    if number < 1:
+        return None, SettingIssue(source, raw, setting, "must be at least 1")
+    if cores is not None and number > cores:
+        return cores, SettingIssue(source, raw, setting, f"exceeds the {cores} usable cores")
+    return number, None
+
+
 def settings_from_env(
     environ: Mapping[str, str] | None = None, cores: int | None = None
-) -> tuple[PlanSettings, list[EnvIssue]]:
+) -> tuple[PlanSettings, list[SettingIssue]]:
     """Plan settings from the environment and the values that could not be used as given.
 
     `cores` (the usable cores) lets an absurdly large value be reported as clamped.
@@ -64,21 +93,33 @@ def settings_from_env(
     """
     environ = os.environ if environ is None else environ
     values: dict[str, int] = {}
-    issues: list[EnvIssue] = []
+    issues: list[SettingIssue] = []
     for variable, setting in ENV_SETTINGS.items():
         raw = environ.get(variable)
         if raw is None or raw.strip() == "":
             continue
-        try:
-            number = int(raw.strip())
-        except ValueError:
-            issues.append(EnvIssue(variable, raw, setting, "is not a whole number"))
-            continue
-        if number < 1:
-            issues.append(EnvIssue(variable, raw, setting, "must be at least 1"))
-            continue
-        if cores is not None and number > cores:
-            issues.append(EnvIssue(variable, raw, setting, f"exceeds the {cores} usable cores"))
-            number = cores
-        values[setting] = min(number, values.get(setting, number))
+        number, issue = validate_plan_setting(variable, raw, setting, cores)
+        if issue is not None:
+            issues.append(issue)
+        if number is not None:
+            values[setting] = min(number, values.get(setting, number))
     return PlanSettings(**values), issues
+
+
+def settings_from_run_config(
+    config: PlanSettings, cores: int | None = None
+) -> tuple[PlanSettings, list[SettingIssue]]:
+    """The executor run config's plan settings, each checked like an environment variable:
+    `cores: 0` or `-3` is ignored and `100000` clamped to the usable cores, with an issue
+    for the run log, instead of silently becoming a plan of one core or of every core."""
+    values: dict[str, int | None] = {}
+    issues: list[SettingIssue] = []
+    for item in fields(config):
+        raw = getattr(config, item.name)
+        if raw is None:
+            continue
+        source = RUN_CONFIG_SOURCE.format(setting=item.name)
+        values[item.name], issue = validate_plan_setting(source, raw, item.name, cores)
+        if issue is not None:
+            issues.append(issue)
+    return replace(config, **values), issues

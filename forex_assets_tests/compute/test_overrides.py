@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forex_assets.compute.machine import MachineResources
-from forex_assets.compute.overrides import ENV_SETTINGS, EnvIssue, settings_from_env, used_value
+from forex_assets.compute.overrides import (
+    ENV_SETTINGS,
+    SettingIssue,
+    settings_from_env,
+    settings_from_run_config,
+    used_value,
+    validate_plan_setting,
+)
 from forex_assets.compute.plan import PlanSettings, ResourcePlan, plan_resources
 
 GiB = 2**30
@@ -96,7 +103,7 @@ def test_reads_os_environ_by_default(monkeypatch):
     monkeypatch.setenv("FOREX_BOT_CPU_THREADS", "eight")
     env_settings, issues = settings_from_env(cores=CORES)
     assert env_settings == PlanSettings(symbols=2)
-    assert [issue.variable for issue in issues] == ["FOREX_BOT_CPU_THREADS"]
+    assert [issue.source for issue in issues] == ["FOREX_BOT_CPU_THREADS"]
 
 
 @pytest.mark.parametrize("raw", ["", " ", "\t", "\n  "])
@@ -132,7 +139,7 @@ def test_not_a_whole_number_is_reported_and_ignored(variable, raw):
     assert getattr(env_settings, setting) is None
     assert len(issues) == 1
     issue = issues[0]
-    assert (issue.variable, issue.raw, issue.setting) == (variable, raw, setting)
+    assert (issue.source, issue.raw, issue.setting) == (variable, raw, setting)
     message = issue.message(plan)
     assert variable in message
     assert repr(raw) in message
@@ -147,7 +154,7 @@ def test_zero_and_negative_are_reported_and_ignored(variable, raw):
     setting = MAPPING[variable]
     env_settings, issues, plan = resolve({variable: raw})
     assert getattr(env_settings, setting) is None
-    assert [(i.variable, i.raw) for i in issues] == [(variable, raw)]
+    assert [(i.source, i.raw) for i in issues] == [(variable, raw)]
     message = issues[0].message(plan)
     assert variable in message and repr(raw) in message
     assert "at least 1" in message
@@ -161,7 +168,7 @@ def test_values_above_the_cores_are_clamped_and_reported(variable, raw):
     setting = MAPPING[variable]
     env_settings, issues, plan = resolve({variable: raw})
     assert getattr(env_settings, setting) == CORES
-    assert [(i.variable, i.raw) for i in issues] == [(variable, raw)]
+    assert [(i.source, i.raw) for i in issues] == [(variable, raw)]
     message = issues[0].message(plan)
     assert variable in message and repr(raw) in message
     assert f"exceeds the {CORES} usable cores" in message
@@ -203,7 +210,7 @@ def test_invalid_blas_variable_does_not_hide_a_valid_one():
         {"OMP_NUM_THREADS": "0", "MKL_NUM_THREADS": "three", "OPENBLAS_NUM_THREADS": "5"}
     )
     assert env_settings.blas_threads == 5
-    assert {i.variable for i in issues} == {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}
+    assert {i.source for i in issues} == {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}
     for issue in issues:
         assert issue.message(plan).endswith("using 5 instead.")
 
@@ -221,7 +228,7 @@ def test_message_reports_the_value_the_plan_really_used():
     )
     run_config = PlanSettings(symbols=3)
     plan = plan_resources(MACHINE, run_config.merged_over(env_settings))
-    messages = {issue.variable: issue.message(plan) for issue in issues}
+    messages = {issue.source: issue.message(plan) for issue in issues}
     assert plan.cores == 8
     assert using(messages["FOREX_BOT_CPU_THREADS"]) == plan.step_threads["training"] == 3
     assert using(messages["FOREX_BOT_MAX_CONCURRENT_SYMBOLS"]) == 3
@@ -237,10 +244,55 @@ def test_used_value_for_every_setting():
 
 def test_message_format():
     plan = plan_resources(MACHINE)
-    issue = EnvIssue("FOREX_BOT_CPU_THREADS", "eight", "training_threads", "is not a whole number")
+    issue = SettingIssue("FOREX_BOT_CPU_THREADS", "eight", "training_threads", "is not a whole number")
     assert issue.message(plan) == (
         "FOREX_BOT_CPU_THREADS='eight' is not a whole number; using 4 instead."
     )
+
+
+@pytest.mark.parametrize(
+    ("cores", "problem", "used"),
+    [(0, "must be at least 1", CORES), (-3, "must be at least 1", CORES),
+     (100_000, "exceeds the 16 usable cores", CORES)],
+)  # fmt: skip
+def test_out_of_range_run_config_cores_is_reported_like_the_variable(cores, problem, used):
+    config, issues = settings_from_run_config(PlanSettings(cores=cores), cores=CORES)
+    plan = plan_resources(MACHINE, config)
+    assert plan.cores == used
+    assert [issue.message(plan) for issue in issues] == [
+        f"executor run config execution.config.cores={cores} {problem}; using {used} instead."
+    ]
+    _, env_issues = settings_from_env({"FOREX_ASSETS_CORES": str(cores)}, cores=CORES)
+    assert [issue.problem for issue in env_issues] == [problem]
+
+
+def test_ignored_run_config_value_falls_back_to_the_environment():
+    config, issues = settings_from_run_config(PlanSettings(cores=0, training=3), cores=CORES)
+    env_settings, _ = settings_from_env({"FOREX_ASSETS_CORES": "6"}, cores=CORES)
+    plan = plan_resources(MACHINE, config.merged_over(env_settings))
+    assert (plan.cores, plan.pool_limits["training"]) == (6, 3)
+    assert [issue.message(plan) for issue in issues] == [
+        "executor run config execution.config.cores=0 must be at least 1; using 6 instead."
+    ]
+
+
+def test_valid_run_config_passes_unchanged():
+    config = PlanSettings(cores=8, blas_threads=2)
+    assert settings_from_run_config(config, cores=CORES) == (config, [])
+
+
+@given(raw=st.integers() | st.integers().map(str) | st.text(), cores=st.integers(1, 512))
+def test_one_rule_for_both_sources(raw, cores):
+    """A value means the same whether it arrives as a variable's text or a config number."""
+    number, issue = validate_plan_setting("X", raw, "cores", cores)
+    if issue is None:
+        assert number is not None and 1 <= number <= cores
+        assert number == int(raw)
+    elif number is not None:
+        assert number == cores < int(raw)
+    text_number, text_issue = validate_plan_setting("X", str(raw), "cores", cores)
+    assert text_number == number
+    assert (text_issue is None) == (issue is None)
 
 
 # ---------------------------------------------------------------- fuzzing
@@ -269,12 +321,12 @@ def test_any_environment_gives_a_plan_inside_the_cores(environ, cores, memory, p
     ]
     assert all(1 <= figure <= plan.cores for figure in figures), (figures, plan.cores)
     for issue in issues:
-        assert environ[issue.variable] == issue.raw
+        assert environ[issue.source] == issue.raw
         message = issue.message(plan)
-        assert issue.variable in message
+        assert issue.source in message
         assert repr(issue.raw) in message
         assert using(message) == plan_figure(plan, issue.setting)
-    reported = {issue.variable for issue in issues}
+    reported = {issue.source for issue in issues}
     for variable, raw in environ.items():
         if variable in reported or not raw.strip():
             continue
