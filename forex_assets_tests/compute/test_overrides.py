@@ -244,7 +244,9 @@ def test_used_value_for_every_setting():
 
 def test_message_format():
     plan = plan_resources(MACHINE)
-    issue = SettingIssue("FOREX_BOT_CPU_THREADS", "eight", "training_threads", "is not a whole number")
+    issue = SettingIssue(
+        "FOREX_BOT_CPU_THREADS", "eight", "training_threads", "is not a whole number"
+    )
     assert issue.message(plan) == (
         "FOREX_BOT_CPU_THREADS='eight' is not a whole number; using 4 instead."
     )
