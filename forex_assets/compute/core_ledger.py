@@ -6,21 +6,23 @@ therefore reserves its thread budget here before it starts and returns it when i
 a reservation that would take the total past the usable cores waits. The ledger is a
 small SQLite file that every process on the host opens (one `BEGIN IMMEDIATE`
 transaction per reservation, so two processes can never both take the last core), and
-reservations of processes that died are reaped, so a killed run cannot leak cores.
+reservations of processes that died are reaped, so a killed run cannot leak cores. A
+holder is its pid and that process's start time, so a pid the kernel handed to an unrelated
+process does not keep a dead holder's cores.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from forex_assets.processes import process_alive
+from forex_assets.processes import ProcessIdentity
 from forex_assets.storage.sqlite import write_transaction
 
 LEDGER_ENV = "FOREX_ASSETS_CORE_LEDGER"
@@ -35,6 +37,16 @@ def default_ledger_path() -> Path:
     return Path(tempfile.gettempdir()) / f"forex_assets-{uid}" / "core_ledger.sqlite"
 
 
+@dataclass(frozen=True)
+class Holding:
+    """One reservation: who holds how many cores since when."""
+
+    holder: str
+    owner: ProcessIdentity
+    cores: int
+    since: float
+
+
 class CoreLedger:
     """Reserve and release cores, atomically across processes on this host."""
 
@@ -43,13 +55,23 @@ class CoreLedger:
             raise ValueError(f"capacity={capacity} must be at least one core")
         self.path = Path(path)
         self.capacity = capacity
-        self.host = socket.gethostname()
+        self._owner = ProcessIdentity.current()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._transaction() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS holdings (holder TEXT PRIMARY KEY, host TEXT NOT NULL, "
-                "pid INTEGER NOT NULL, cores INTEGER NOT NULL, since REAL NOT NULL)"
+                "pid INTEGER NOT NULL, cores INTEGER NOT NULL, since REAL NOT NULL, started INTEGER)"
             )
+            columns = {row[1] for row in db.execute("PRAGMA table_info(holdings)")}
+            if "started" not in columns:  # a ledger written before holders had start times
+                db.execute("ALTER TABLE holdings ADD COLUMN started INTEGER")
+
+    @property
+    def owner(self) -> ProcessIdentity:
+        """This process, as the rows it writes name it (re-read after a fork)."""
+        if self._owner.pid != os.getpid():
+            self._owner = ProcessIdentity.current()
+        return self._owner
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -62,11 +84,16 @@ class CoreLedger:
 
     def _reap(self, db: sqlite3.Connection) -> None:
         rows = db.execute(
-            "SELECT DISTINCT pid FROM holdings WHERE host = ?", (self.host,)
+            "SELECT DISTINCT pid, started FROM holdings WHERE host = ?", (self.owner.host,)
         ).fetchall()
-        dead = [pid for (pid,) in rows if not process_alive(pid)]
+        dead = [
+            (pid, started)
+            for pid, started in rows
+            if ProcessIdentity(self.owner.host, pid, started).alive() is False
+        ]
         db.executemany(
-            "DELETE FROM holdings WHERE host = ? AND pid = ?", [(self.host, pid) for pid in dead]
+            "DELETE FROM holdings WHERE host = ? AND pid = ? AND started IS ?",
+            [(self.owner.host, pid, started) for pid, started in dead],
         )
 
     def try_acquire(self, holder: str, cores: int) -> bool:
@@ -81,8 +108,9 @@ class CoreLedger:
             if held + cores > self.capacity:
                 return False
             db.execute(
-                "INSERT INTO holdings VALUES (?, ?, ?, ?, ?)",
-                (holder, self.host, os.getpid(), cores, time.time()),
+                "INSERT INTO holdings (holder, host, pid, cores, since, started) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (holder, self.owner.host, self.owner.pid, cores, time.time(), self.owner.started),
             )
             return True
 
@@ -99,3 +127,15 @@ class CoreLedger:
         with self._transaction() as db:
             self._reap(db)
             return int(db.execute("SELECT COALESCE(SUM(cores), 0) FROM holdings").fetchone()[0])
+
+    def holdings(self) -> list[Holding]:
+        """Every live reservation (dead holders reaped first), oldest first."""
+        with self._transaction() as db:
+            self._reap(db)
+            rows = db.execute(
+                "SELECT holder, host, pid, started, cores, since FROM holdings ORDER BY since"
+            ).fetchall()
+        return [
+            Holding(holder, ProcessIdentity(host, pid, started), cores, since)
+            for holder, host, pid, started, cores, since in rows
+        ]

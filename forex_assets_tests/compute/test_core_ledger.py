@@ -156,9 +156,41 @@ def test_live_reservations_of_this_process_are_not_reaped(ledger_path):
 def test_a_reservation_of_another_host_is_never_reaped(ledger_path):
     ledger = CoreLedger(ledger_path, 4)
     with sqlite3.connect(ledger_path) as db:
-        db.execute("INSERT INTO holdings VALUES ('remote', 'other-host', 999999999, 3, 0)")
+        db.execute(
+            "INSERT INTO holdings (holder, host, pid, cores, since) "
+            "VALUES ('remote', 'other-host', 999999999, 3, 0)"
+        )
     assert ledger.held() == 3
     assert not ledger.try_acquire("local", 2)
+
+
+def test_a_reused_pid_does_not_keep_a_dead_holders_cores(ledger_path):
+    """The row names a live pid (this process) but another start time: the pid was reused."""
+    ledger = CoreLedger(ledger_path, 4)
+    me = ledger.owner
+    assert me.started is not None  # Linux tells start times; the check below needs one
+    with sqlite3.connect(ledger_path) as db:
+        db.execute(
+            "INSERT INTO holdings (holder, host, pid, cores, since, started) "
+            "VALUES ('dead-run:step', ?, ?, 4, 0, ?)",
+            (me.host, me.pid, me.started - 1),
+        )
+    assert ledger.try_acquire("next", 4)
+    assert [h.holder for h in ledger.holdings()] == ["next"]
+    assert ledger.holdings()[0].owner == me
+
+
+def test_a_ledger_written_before_start_times_is_upgraded_in_place(ledger_path):
+    ledger_path.parent.mkdir(parents=True)
+    with sqlite3.connect(ledger_path) as db:
+        db.execute(
+            "CREATE TABLE holdings (holder TEXT PRIMARY KEY, host TEXT NOT NULL, "
+            "pid INTEGER NOT NULL, cores INTEGER NOT NULL, since REAL NOT NULL)"
+        )
+        db.execute("INSERT INTO holdings VALUES ('remote', 'other-host', 1, 1, 0)")
+    ledger = CoreLedger(ledger_path, 4)
+    assert ledger.try_acquire("local", 3)
+    assert {h.holder: h.cores for h in ledger.holdings()} == {"remote": 1, "local": 3}
 
 
 # ---------------------------------------------------------------- dead processes
