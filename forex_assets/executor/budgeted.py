@@ -44,7 +44,9 @@ from forex_assets.executor.scheduling import (
 )
 from forex_assets.executor.step_worker import EVENT, READY, STEP_DONE, WORKER_ERROR, StepCommand
 from forex_assets.executor.symbols import ensure_symbol_partition
+from forex_assets.executor.waits import WAIT_PREFIX, WaitReporter
 from forex_assets.executor.worker_pool import WORKER_START_TIMEOUT_S, WorkerPool
+from forex_assets.instance.orchestrators import reap_dead_runs, register_orchestrator
 
 # A worker is replaced after this many steps: respawning costs about one step's start-up
 # in the stock executor, so recycling every 100 steps adds ~1 % while bounding leaks.
@@ -90,13 +92,19 @@ class BudgetedExecutor(Executor):
         self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
     ) -> Iterator[DagsterEvent]:
         run = plan_context.dagster_run
+        instance = plan_context.instance
+        orchestrator = register_orchestrator(instance, run.run_id)
         symbol = run.tags.get(PARTITION_NAME_TAG)
         if symbol:
-            ensure_symbol_partition(plan_context.instance, symbol)
+            ensure_symbol_partition(instance, symbol)
 
         plan, env_messages = resolve_plan(self._settings.plan)
         for message in env_messages:
             plan_context.log.warning(message)
+        ledger = CoreLedger(default_ledger_path(), plan.cores)
+        # Before this run waits on anything: fail runs whose orchestrator died, and free
+        # what they and already-ended runs still hold.
+        reap_dead_runs(instance, ledger, plan_context.log.warning, exclude=[run.run_id])
         notes: list[str] = []
         limits = sync_instance_pool_limits(plan_context.instance, plan, notes.append)
         for note in notes:
@@ -117,6 +125,7 @@ class BudgetedExecutor(Executor):
                     "environment overrides": dg.MetadataValue.json(env_messages),
                     "notes": dg.MetadataValue.json(notes),
                     "orchestrator pid": dg.MetadataValue.int(os.getpid()),
+                    "orchestrator": dg.MetadataValue.text(orchestrator.token()),
                     "worker recycling": dg.MetadataValue.text(
                         f"after {self._settings.max_steps_per_worker} steps or {growth / 2**20:.0f} MiB growth"
                     ),
@@ -124,7 +133,6 @@ class BudgetedExecutor(Executor):
             ),
         )
 
-        ledger = CoreLedger(default_ledger_path(), plan.cores)
         heavy = {
             s.key
             for s in execution_plan.get_steps_to_execute_in_topo_order()
@@ -158,7 +166,8 @@ class BudgetedExecutor(Executor):
             )
             stack.callback(symbol_stage.release)
             stack.callback(ledger.release_all, f"{run.run_id}:")
-            yield from self._orchestrate(plan_context, execution_plan, active, workers)
+            waits = WaitReporter(instance, ledger, run.run_id)
+            yield from self._orchestrate(plan_context, execution_plan, active, workers, waits)
         yield DagsterEvent.engine_event(
             plan_context,
             f"Budgeted executor finished: {workers.started} worker processes started, "
@@ -172,6 +181,7 @@ class BudgetedExecutor(Executor):
         execution_plan: ExecutionPlan,
         active: BudgetedActiveExecution,
         workers: WorkerPool,
+        waits: WaitReporter,
     ) -> Iterator[DagsterEvent]:
         stopping = False
         errors: list[SerializableErrorInfo] = []
@@ -194,6 +204,10 @@ class BudgetedExecutor(Executor):
                 for step in active.get_steps_to_execute():
                     yield from self._launch(plan_context, execution_plan, active, workers, step)
                 yield from active.concurrency_event_iterator(plan_context)
+                for message in waits.observe(active.blocked, active.ready_steps):
+                    yield DagsterEvent.engine_event(
+                        plan_context, f"{WAIT_PREFIX}{message}", EngineEventData()
+                    )
                 next_schedule = time.monotonic() + RESOURCE_POLL_S
 
             for step_key in workers.overdue():

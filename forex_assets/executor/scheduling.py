@@ -29,6 +29,7 @@ from dagster._core.storage.tags import GLOBAL_CONCURRENCY_TAG, PRIORITY_TAG
 
 from forex_assets.compute.core_ledger import CoreLedger
 from forex_assets.compute.plan import ResourcePlan
+from forex_assets.executor.waits import CORES, Block
 
 THREADS_TAG = "forex_assets/threads"
 HEAVY_POOLS = frozenset({"features", "training"})
@@ -171,12 +172,16 @@ class BudgetedActiveExecution(ActiveExecution):
         self.threads_by_step: dict[str, int] = {}
         self._waiting_for_cores: dict[str, float] = {}
         self._freed = True
+        # Ready steps that could not start at the last admission, and what stopped them
+        # (another run's pool slot or cores; this run's own pool limits are not listed).
+        self.blocked: dict[str, Block] = {}
 
     def ledger_holder(self, step_key: str) -> str:
         return f"{self._run_id}:{step_key}"
 
     def get_steps_to_execute(self, limit: int | None = None) -> Sequence[ExecutionStep]:
         self._update()
+        self.blocked = {}
         if not self._executable:
             return []
         steps = sorted((self.get_step_by_key(k) for k in self._executable), key=self._sort_key_fn)
@@ -194,20 +199,24 @@ class BudgetedActiveExecution(ActiveExecution):
                 continue
             threads = requested_threads(step, self._budget_plan)
             if threads > free_cores:
+                self.blocked[step.key] = Block(CORES, None, threads)
                 since = self._waiting_for_cores.setdefault(step.key, time.monotonic())
                 if time.monotonic() - since > STARVATION_S:
                     break  # reserve the cores for this step: start nothing behind it
                 continue
             self._waiting_for_cores.pop(step.key, None)
             if pool in HEAVY_POOLS and not self._symbol_stage.admit():
+                self.blocked[step.key] = Block("pool", SYMBOLS_POOL, threads)
                 continue
             if not self._ledger.try_acquire(self.ledger_holder(step.key), threads):
+                self.blocked[step.key] = Block(CORES, None, threads)
                 free_cores = 0  # another run took the cores since we looked
                 continue
             if pool and self._instance_concurrency_context:
                 priority = _priority(step)
                 if not self._instance_concurrency_context.claim(pool, step.key, priority):
                     self._ledger.release(self.ledger_holder(step.key))
+                    self.blocked[step.key] = Block("pool", pool, threads)
                     continue
             free_cores -= threads
             in_flight[pool] += 1
@@ -218,6 +227,11 @@ class BudgetedActiveExecution(ActiveExecution):
             self._executable.remove(step.key)
             self._prep_for_dynamic_outputs(step)
         return batch
+
+    @property
+    def ready_steps(self) -> set[str]:
+        """Steps whose inputs are ready that have not started."""
+        return set(self._executable)
 
     def waiting_for_resources(self) -> bool:
         """Ready steps exist but none could start: poll again soon."""

@@ -104,13 +104,34 @@ def worker_main(
         connection.send((STEP_DONE, resident_memory_bytes()))
 
 
+def _worker_log_manager(instance: Any, dagster_run: Any, run_config: dict) -> Any:
+    """Dagster's default console logger for events outside the step, at the run's level.
+
+    The stock context-free log manager always logs at DEBUG; a run configured quieter
+    (`train` logs warnings only) would print a line per step from every worker.
+    """
+    from dagster._core.execution.context.logger import InitLoggerContext
+    from dagster._core.log_manager import DagsterLogManager
+    from dagster._loggers import default_system_loggers
+
+    console = (run_config.get("loggers") or {}).get("console", {}).get("config", {})
+    loggers = [
+        logger_def.logger_fn(
+            InitLoggerContext(
+                {**logger_config, **console}, logger_def, job_def=None, run_id=dagster_run.run_id
+            )
+        )
+        for logger_def, logger_config in default_system_loggers(instance)
+    ]
+    return DagsterLogManager.create(loggers=loggers, instance=instance, dagster_run=dagster_run)
+
+
 def _execute_step(
     command: StepCommand, instances: dict[Any, Any], term_event: Any
 ) -> Iterator[Any]:
     from dagster._core.definitions.metadata import MetadataValue
     from dagster._core.events import DagsterEvent
     from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
-    from dagster._core.execution.context_creation_job import create_context_free_log_manager
     from dagster._core.instance import DagsterInstance
     from dagster._utils import start_termination_thread
 
@@ -125,7 +146,7 @@ def _execute_step(
     term_event.clear()
     start_termination_thread(term_event, done)
     try:
-        log_manager = create_context_free_log_manager(instance, command.dagster_run)
+        log_manager = _worker_log_manager(instance, command.dagster_run, command.run_config)
         yield DagsterEvent.step_worker_started(
             log_manager,
             command.dagster_run.job_name,

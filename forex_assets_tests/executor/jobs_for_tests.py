@@ -110,6 +110,18 @@ def crash_job():
     downstream(upstream_ok())
 
 
+@dg.op(pool="training")
+def stuck_training() -> None:
+    """A heavy step (holds the run's `symbols` slot and a `training` slot) that never ends."""
+    (_probe_dir() / "stuck_training.pid").write_text(str(os.getpid()))
+    time.sleep(600)
+
+
+@dg.job(executor_def=budgeted_executor)
+def stuck_heavy_job():
+    stuck_training()
+
+
 @dg.op
 def no_op() -> None:
     pass
@@ -135,4 +147,14 @@ def talkative_job():
     talkative()
 
 
-defs = dg.Definitions(jobs=[pool_job, heavy_job, probe_job, crash_job, recycle_job, talkative_job])
+defs = dg.Definitions(
+    jobs=[
+        pool_job,
+        heavy_job,
+        probe_job,
+        crash_job,
+        stuck_heavy_job,
+        recycle_job,
+        talkative_job,
+    ]
+)
