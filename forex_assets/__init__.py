@@ -1,5 +1,25 @@
-"""forex_assets: FX research assets on Dagster. `defs` is the code location."""
+"""forex_assets: FX research assets on Dagster. `defs` is the code location.
 
-from forex_assets.definitions import defs
+The root stays inert: importing `forex_assets` (or any core under it, in a worker) loads
+neither Dagster nor the Definitions. `defs` is built on first access, which is how
+Dagster's `-m forex_assets` finds it (autodiscovery reads the module's members), so a bad
+setting fails the code location, not every CLI subcommand or core import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["defs"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "defs":
+        from forex_assets.definitions import defs
+
+        return defs
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "defs"})

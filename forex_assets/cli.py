@@ -1,8 +1,12 @@
 """Command line: `python -m forex_assets train --symbol EURUSD` and friends.
 
-`train` runs the `symbol_pipeline` job for one symbol in this process, against the
+`train` runs the `symbol_pipeline` job for one symbol from this process, with the
+project's budgeted executor (the same pools, thread budgets and warm workers as
+`dagster job execute`, so both paths give every step the same budget), against the
 Dagster instance in DAGSTER_HOME (or a local one under the project home), so its runs
-show up in `dagster dev` like any other. It prints one line per finished step.
+show up in `dagster dev` like any other. It prints one line per finished step, what a
+step waits for, and why a step failed. SIGINT and SIGTERM stop it: running steps are
+interrupted, the run is marked failed and its slots are returned.
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ import os
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from forex_assets import settings
 from forex_assets.market.instruments import UnknownSymbolError, instrument_for
@@ -27,23 +31,55 @@ STEP_EVENTS = {
     dg.DagsterEventType.STEP_SUCCESS,
     dg.DagsterEventType.STEP_FAILURE,
     dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+    dg.DagsterEventType.ENGINE_EVENT,
+    dg.DagsterEventType.RUN_FAILURE,
 }
 PROGRESS_POLL_S = 0.25
 
 
 def _instance() -> dg.DagsterInstance:
+    """The instance in DAGSTER_HOME, else a persistent one under the project home.
+
+    Built under the home's storage lock, so two commands started at once on a fresh home
+    do not both create its tables (see `forex_assets.instance`).
+    """
+    from dagster._core.instance.ref import InstanceRef
+
+    from forex_assets.instance import ForexAssetsInstance, storage_initialization
+
     if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
+        with storage_initialization(os.environ["DAGSTER_HOME"]):
+            return dg.DagsterInstance.get()
     home = settings.project_home() / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     print(f"DAGSTER_HOME is not set: runs are recorded in {home}", file=sys.stderr)
-    return dg.DagsterInstance.local_temp(tempdir=str(home))
+    project_instance = {
+        "instance_class": {
+            "module": ForexAssetsInstance.__module__,
+            "class": ForexAssetsInstance.__name__,
+        },
+        "telemetry": {"enabled": False},
+    }
+    with storage_initialization(home):
+        return dg.DagsterInstance.from_ref(
+            InstanceRef.from_dir(str(home), overrides=project_instance)
+        )
+
+
+def _failure_reason(error) -> str:
+    """The innermost error of a step failure, in one line (Dagster wraps the user's)."""
+    while error.cause is not None:
+        error = error.cause
+    lines = [line.strip() for line in error.message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else error.cls_name or "unknown error"
 
 
 def _report_progress(
     instance: dg.DagsterInstance, run_id: str, total: int, done: threading.Event
 ) -> None:
     """Print step results as the run records them, until `done` is set and drained."""
+    from forex_assets.executor import waits
+
     cursor = None
     finished = 0
     started: dict[str, float] = {}
@@ -67,6 +103,14 @@ def _report_progress(
                 print(
                     f"[{finished:>3}/{total}] {step:<24} {status:<6} {elapsed:6.2f} s", flush=True
                 )
+                if kind == dg.DagsterEventType.STEP_FAILURE:
+                    reason = _failure_reason(dagster_event.step_failure_data.error)
+                    print(f"          {step}: {reason}", flush=True)
+            elif kind == dg.DagsterEventType.ENGINE_EVENT:
+                if (dagster_event.message or "").startswith(waits.WAIT_PREFIX):
+                    print(f"          {dagster_event.message}", flush=True)
+            elif kind == dg.DagsterEventType.RUN_FAILURE:
+                print(f"          run failed: {dagster_event.message}", flush=True)
             elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
                 evaluation = dagster_event.event_specific_data
                 if not evaluation.passed:
@@ -81,7 +125,10 @@ def _report_progress(
 
 
 def train(symbol: str) -> int:
-    from forex_assets.definitions import build_definitions
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.api import execute_run
+    from dagster._utils.interrupts import capture_interrupts
+
     from forex_assets.jobs import SYMBOL_PIPELINE
 
     try:
@@ -89,38 +136,32 @@ def train(symbol: str) -> int:
     except UnknownSymbolError as exc:
         print(f"--symbol: {exc}", file=sys.stderr)
         return 2
-    from forex_assets.compute.plan import PlanSettings
-    from forex_assets.compute.thread_budget import apply_budget
-    from forex_assets.executor.budgeted import resolve_plan
-
-    # In this process steps run one at a time with the whole plan's cores; nothing here can
-    # guarantee that no other run shares the machine, so OpenMP waits passively.
-    resource_plan, messages = resolve_plan(PlanSettings())
-    for message in messages:
-        print(f"warning: {message}", file=sys.stderr)
-    apply_budget(resource_plan.cores, resource_plan.blas_threads_cap, exact=False)
     instance = _instance()
     if register_symbols(instance, [symbol]):
         print(f"added {symbol} to the '{SYMBOLS_PARTITION_SET}' partitions")
-    job = build_definitions().resolve_job_def(SYMBOL_PIPELINE)
+    # Reconstructable, so the executor's worker processes load the same code location.
+    recon_job = ReconstructableRepository.for_module(
+        "forex_assets", "defs", working_directory=os.getcwd()
+    ).get_reconstructable_job(SYMBOL_PIPELINE)
+    job = recon_job.get_definition()
+    run = instance.create_run_for_job(
+        job_def=job,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        tags={PARTITION_NAME_TAG: symbol},
+        job_code_origin=recon_job.get_python_origin(),
+    )
     total = len(job.graph.node_defs)
-    run_id = str(uuid.uuid4())
-    print(f"{SYMBOL_PIPELINE} for {symbol}: {total} steps, run {run_id}")
+    print(f"{SYMBOL_PIPELINE} for {symbol}: {total} steps, run {run.run_id}")
     print(f"data: {settings.storage_root()}  catalog: {settings.catalog_path()}")
     done = threading.Event()
     reporter = threading.Thread(
-        target=_report_progress, args=(instance, run_id, total, done), daemon=True
+        target=_report_progress, args=(instance, run.run_id, total, done), daemon=True
     )
     reporter.start()
     begin = time.perf_counter()
     try:
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=symbol,
-            run_id=run_id,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
+        with capture_interrupts():  # SIGINT and SIGTERM interrupt the run, not this process
+            result = execute_run(recon_job, run, instance, raise_on_error=False)
     finally:
         done.set()
         reporter.join()
@@ -128,11 +169,13 @@ def train(symbol: str) -> int:
     if result.success:
         print(f"{SYMBOL_PIPELINE} for {symbol} succeeded in {seconds:.1f} s")
         return 0
-    for event in result.all_events:
-        if event.is_step_failure or event.is_run_failure:
-            print(f"failure: {event.message}", file=sys.stderr)
+    failed = [e for e in result.all_events if e.is_step_failure]
+    for event in failed:
+        reason = _failure_reason(event.step_failure_data.error)
+        print(f"failure: {event.step_key}: {reason}", file=sys.stderr)
     print(
-        f"{SYMBOL_PIPELINE} for {symbol} failed after {seconds:.1f} s (run {run_id})",
+        f"{SYMBOL_PIPELINE} for {symbol} failed after {seconds:.1f} s (run {run.run_id}); "
+        f"{len(failed)} step(s) failed. Re-execute from the failure in the UI, or run train again.",
         file=sys.stderr,
     )
     return 1
@@ -188,6 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     query_cmd = commands.add_parser("query", help="run SQL against the DuckDB catalog views")
     query_cmd.add_argument("sql")
     args = parser.parse_args(argv)
+    try:
+        return _run_command(args)
+    except settings.SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run_command(args: argparse.Namespace) -> int:
     if args.command == "train":
         return train(args.symbol)
     if args.command == "symbols":
