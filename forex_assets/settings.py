@@ -15,6 +15,13 @@ Everything has a default so that a fresh clone runs with no configuration:
 - ``FOREX_ASSETS_FEATURE_CONFIG``: a TOML feature configuration (indicator set, base
   timeframe, label settings; see `forex_assets.features.feature_config`). Default: the
   built-in set on an M5 base.
+- ``FOREX_ASSETS_RISK_LEDGER``: the shared risk ledger, a SQLite file (a relative path is
+  relative to the project home) or a ``postgresql://`` URL. Default
+  ``<home>/trading/risk_ledger.sqlite``.
+
+Each value is checked here, where it is read: a bad one raises `SettingsError` with a
+one-line message naming the variable, its value, why it cannot work and what to set
+instead, which the CLI prints as it is and the code location shows as its load error.
 """
 
 from __future__ import annotations
@@ -22,9 +29,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from forex_assets.features.feature_config import FeatureSettings, load_feature_settings
+from forex_assets.features.feature_config import (
+    FeatureConfigError,
+    FeatureSettings,
+    load_feature_settings,
+)
 from forex_assets.ingest.sample import DEFAULT_YEARS, sample_symbols
 from forex_assets.market.instruments import UnknownSymbolError, instrument_for
+from forex_assets.storage.shared_database import UnsupportedDatabaseError, is_postgres
 
 ENV_HOME = "FOREX_ASSETS_HOME"
 ENV_DATA_DIR = "FOREX_ASSETS_DATA_DIR"
@@ -35,7 +47,17 @@ ENV_SAMPLE_YEARS = "FOREX_ASSETS_SAMPLE_YEARS"
 ENV_FEATURE_CONFIG = "FOREX_ASSETS_FEATURE_CONFIG"
 
 
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message is one line (variable, value, why, fix),
+    so a command line can print it as it is instead of a traceback."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(message.split()))
+
+
 def project_home() -> Path:
+    """The data home: FOREX_ASSETS_HOME, else `$DAGSTER_HOME/.forex_assets`, else
+    `./.forex_assets`; every other default path, and a relative risk ledger, lies in it."""
     if os.environ.get(ENV_HOME):
         return Path(os.environ[ENV_HOME]).expanduser().resolve()
     if os.environ.get("DAGSTER_HOME"):
@@ -62,9 +84,19 @@ def trading_dir() -> Path:
 
 
 def risk_ledger() -> str:
-    """`FOREX_ASSETS_RISK_LEDGER`: the risk ledger's SQLite path or PostgreSQL URL (empty:
-    `<trading dir>/risk_ledger.sqlite`)."""
-    return os.environ.get(ENV_RISK_LEDGER, "").strip()
+    """`FOREX_ASSETS_RISK_LEDGER`: the risk ledger's PostgreSQL URL, or its SQLite file as
+    an absolute path (a relative one resolved against the project home, so every process
+    of a deployment finds the same file whatever its working directory); empty:
+    `<trading dir>/risk_ledger.sqlite`."""
+    raw = os.environ.get(ENV_RISK_LEDGER, "").strip()
+    if not raw:
+        return ""
+    try:
+        if is_postgres(raw):
+            return raw
+    except UnsupportedDatabaseError as error:
+        raise SettingsError(f"{ENV_RISK_LEDGER}={error}") from None
+    return str(project_home() / Path(raw).expanduser())
 
 
 def data_dir() -> Path:
@@ -90,7 +122,7 @@ def configured_symbols() -> list[str]:
         try:
             symbols.append(instrument_for(entry).symbol)
         except UnknownSymbolError as exc:
-            raise ValueError(
+            raise SettingsError(
                 f"{ENV_SYMBOLS}={raw!r}: entry {entry.strip()!r} is invalid: {exc}"
             ) from None
     return list(dict.fromkeys(symbols))
@@ -105,7 +137,7 @@ def sample_years() -> float:
     except ValueError:
         years = float("nan")
     if not 0 < years <= 50:
-        raise ValueError(
+        raise SettingsError(
             f"{ENV_SAMPLE_YEARS}={raw!r} is not a number of years in (0, 50]; "
             "use e.g. 0.25 for three months of sample bars or unset it for two years."
         )
@@ -119,8 +151,11 @@ def feature_settings() -> FeatureSettings:
         return FeatureSettings()
     path = Path(raw).expanduser()
     if not path.is_file():
-        raise ValueError(
+        raise SettingsError(
             f"{ENV_FEATURE_CONFIG}={raw!r} does not name a file; point it at a TOML feature "
             "configuration or unset it for the built-in indicator set."
         )
-    return load_feature_settings(path)
+    try:
+        return load_feature_settings(path)
+    except FeatureConfigError as error:
+        raise SettingsError(f"{ENV_FEATURE_CONFIG}={raw!r}: {error}") from None

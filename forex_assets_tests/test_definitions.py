@@ -11,7 +11,6 @@ from forex_assets.assets.bars import TF_LOADS_POOL, timeframe_bars_key
 from forex_assets.assets.features import FEATURE_MATRIX, FEATURES_POOL, timeframe_features_key
 from forex_assets.checks import MODEL_GATE
 from forex_assets.definitions import build_definitions
-from forex_assets.features.feature_config import FeatureConfigError
 from forex_assets.jobs import PAPER_TRADING_JOB, SYMBOL_PIPELINE
 from forex_assets.market.timeframes import Timeframe
 from forex_assets.partitions import SYMBOLS_PARTITION_SET
@@ -116,12 +115,16 @@ def test_bad_feature_config_fails_at_load_naming_file_and_entry(
     config = tmp_path / "features.toml"
     config.write_text(text)
     monkeypatch.setenv(settings.ENV_FEATURE_CONFIG, str(config))
-    with pytest.raises(FeatureConfigError, match=message) as raised:
+    with pytest.raises(settings.SettingsError, match=message) as raised:
         build_definitions()
-    assert str(config) in str(raised.value)
+    loaded = str(raised.value)
+    assert loaded.startswith(f"{settings.ENV_FEATURE_CONFIG}={str(config)!r}: ")
+    assert str(config) in loaded and "\n" not in loaded
 
 
 def test_feature_config_variable_naming_no_file_fails_at_load(tmp_path, monkeypatch):
     monkeypatch.setenv(settings.ENV_FEATURE_CONFIG, str(tmp_path / "missing.toml"))
-    with pytest.raises(ValueError, match=r"FOREX_ASSETS_FEATURE_CONFIG=.*does not name a file"):
+    with pytest.raises(
+        settings.SettingsError, match=r"FOREX_ASSETS_FEATURE_CONFIG=.*does not name a file"
+    ):
         build_definitions()

@@ -13,14 +13,18 @@ types.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from forex_assets.storage.sqlite import DEFAULT_BUSY_TIMEOUT_S, open_sqlite, write_transaction
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# `scheme://`: a URL, not a file name (a Windows drive, `C:\\...`, has no `//`).
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Advisory lock id serializing writers (any fixed 64-bit number).
 _WRITE_LOCK = 0x6C6564676572
 
@@ -32,6 +36,34 @@ def _postgres_schema(schema: str) -> str:
         .replace("INTEGER", "BIGINT")
         .replace("REAL", "DOUBLE PRECISION")
     )
+
+
+class UnsupportedDatabaseError(ValueError):
+    """A location that is a URL of a database this module cannot open."""
+
+
+def is_postgres(location: str) -> bool:
+    """True for a PostgreSQL URL, False for a SQLite file path.
+
+    Any other URL (`mysql://...`, `sqlite:///...`) is refused: taken as a path, it would
+    silently become a SQLite file named `mysql:/...` under the working directory, and
+    processes started elsewhere would each keep their own ledger.
+    """
+    if location.startswith(POSTGRES_SCHEMES):
+        return True
+    if _URL.match(location):
+        raise UnsupportedDatabaseError(
+            f"{_without_password(location)!r} is a {location.split(':', 1)[0]}:// URL, which "
+            "names a database this project cannot open; use a SQLite file path (one host) or a "
+            "postgresql://user:password@host/database URL (several hosts)."
+        )
+    return False
+
+
+def _without_password(url: str) -> str:
+    """`url` with any password replaced by ***, fit for an error message or a log."""
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
 class Transaction:
@@ -57,7 +89,7 @@ class SharedDatabase:
         self, location: str | Path, schema: str, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
     ):
         self.location = str(location)
-        self.postgres = self.location.startswith(POSTGRES_SCHEMES)
+        self.postgres = is_postgres(self.location)
         self._schema = schema
         self._busy_timeout_s = busy_timeout_s
         self._connection: Any = None
