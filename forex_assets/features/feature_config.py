@@ -132,9 +132,23 @@ _TOP_LEVEL = ("base_timeframe", "max_warmup_share", "labels", "indicators")
 def load_feature_settings(path: Path) -> FeatureSettings:
     """Settings from a TOML feature configuration file; errors name the file and entry."""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as error:
         raise FeatureConfigError(f"feature config {path} cannot be read: {error}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise FeatureConfigError(
+            f"feature config {path} is not UTF-8 text (byte {data[error.start]:#04x} at offset "
+            f"{error.start}); it looks like a binary file: point the setting at a TOML file."
+        ) from None
+    if "\0" in text:
+        raise FeatureConfigError(
+            f"feature config {path} contains a NUL byte at offset {data.index(0)}; it looks "
+            "like a binary file: point the setting at a TOML file."
+        )
+    try:
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise FeatureConfigError(f"feature config {path} is not valid TOML: {error}") from None
     return feature_settings_from(document, source=str(path))

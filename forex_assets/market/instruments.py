@@ -48,6 +48,7 @@ CURRENCIES = frozenset(
     ]
 )
 METAL_PIP_SIZES = {"XAU": 0.1, "XAG": 0.01, "XPT": 0.1, "XPD": 0.1}
+METALS = frozenset(METAL_PIP_SIZES)
 METAL_DECIMALS = {"XAU": 2, "XAG": 3, "XPT": 2, "XPD": 2}
 _SYMBOL_RE = re.compile(r"^[A-Z]{6}$")
 
@@ -80,6 +81,19 @@ def normalize_symbol(raw: str) -> str:
     return re.sub(r"[\s/_\-.]", "", raw).upper()
 
 
+def _pair_problem(base: str, quote: str) -> str | None:
+    """Why `base`+`quote` is no tradable pair, or None when it is one.
+
+    A code against itself (USDUSD) is a constant 1.0, and two metals (XAUXAG) have no
+    FX-style quote convention (the pip sizes here are per metal against a currency).
+    """
+    if base == quote:
+        return f"quotes {base} against itself, a price that is always 1"
+    if base in METALS and quote in METALS:
+        return f"pairs two metals ({base}, {quote}); a metal is quoted against a currency"
+    return None
+
+
 def instrument_for(symbol: str) -> Instrument:
     """Quote conventions of `symbol`, e.g. `USDJPY` -> pip 0.01, 3 decimals."""
     normalized = normalize_symbol(symbol)
@@ -89,6 +103,12 @@ def instrument_for(symbol: str) -> Instrument:
             f"symbol={symbol!r} is not a pair of two known currency or metal codes "
             f"(e.g. EURUSD, USDJPY, XAUUSD); known codes: {', '.join(sorted(CURRENCIES))}. "
             "Pass a six-letter pair such as 'EURUSD'."
+        )
+    problem = _pair_problem(base, quote)
+    if problem is not None:
+        raise UnknownSymbolError(
+            f"symbol={symbol!r} {problem}. Pass a pair of two different codes, at most one "
+            "of them a metal, such as 'EURUSD' or 'XAUUSD'."
         )
     if base in METAL_PIP_SIZES:
         return Instrument(normalized, base, quote, METAL_PIP_SIZES[base], METAL_DECIMALS[base])
@@ -104,6 +124,8 @@ def symbols_in_text(text: str) -> list[str]:
         r"(?<![A-Za-z])([A-Za-z]{6})(?=\d)", text
     ):
         upper = token.upper()
-        if upper[:3] in CURRENCIES and upper[3:] in CURRENCIES and upper not in found:
+        base, quote = upper[:3], upper[3:]
+        known = base in CURRENCIES and quote in CURRENCIES and _pair_problem(base, quote) is None
+        if known and upper not in found:
             found.append(upper)
     return found

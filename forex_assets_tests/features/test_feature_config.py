@@ -321,3 +321,20 @@ def test_missing_file_names_the_file(tmp_path):
 
 def test_config_error_is_a_value_error():
     assert issubclass(FeatureConfigError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not UTF-8 text (byte 0x89 at offset 0)"),
+        (b'base_timeframe = "M5"\n\x00\x00', "contains a NUL byte at offset 22"),
+    ],
+)
+def test_binary_file_is_named_in_one_line(tmp_path, data, problem):
+    path = tmp_path / "features.toml"
+    path.write_bytes(data)
+    with pytest.raises(FeatureConfigError) as info:
+        load_feature_settings(path)
+    message = str(info.value)
+    assert f"feature config {path} {problem}" in message
+    assert "\n" not in message
