@@ -11,6 +11,10 @@ registered but never refreshed is logged and left out: its run could only fail o
 inputs). Both run on the New York clock (`execution_timezone`), so they follow US daylight
 saving time as the FX day does.
 
+A partition key that is not a symbol's canonical spelling (`eurusd` or `../../EURUSD`
+added through the UI or the API) is logged and left out by both: its run would fail at
+start (see `forex_assets.executor.symbols`).
+
 Each request's run key is ``<schedule>:<symbol>:<scheduled date>``: a tick that is
 evaluated again (daemon restart, failure recovery) launches no second run for a symbol and
 day, while the next day's tick gets new keys. Runs are tagged with the schedule and the
@@ -37,7 +41,7 @@ import dagster as dg
 
 from forex_assets.assets.features import FEATURE_MATRIX
 from forex_assets.jobs import REFRESH_FEATURES, RETRAIN, refresh_features_job, retrain_job
-from forex_assets.partitions import SYMBOLS_PARTITION_SET
+from forex_assets.partitions import SYMBOLS_PARTITION_SET, partition_key_problem
 
 NEW_YORK = "America/New_York"
 DAILY_REFRESH = "daily_refresh"
@@ -53,6 +57,18 @@ SCHEDULED_DATE_TAG = "forex_assets/scheduled_date"
 def scheduled_date(context: dg.ScheduleEvaluationContext) -> str:
     """The tick's date on the New York clock, e.g. '2024-03-08'."""
     return context.scheduled_execution_time.astimezone(ZoneInfo(NEW_YORK)).date().isoformat()
+
+
+def registered_symbols(context: dg.ScheduleEvaluationContext) -> list[str]:
+    """The `symbols` partitions a run can start for; every other key is logged and skipped."""
+    symbols = []
+    for key in context.instance.get_dynamic_partitions(SYMBOLS_PARTITION_SET):
+        problem = partition_key_problem(key)
+        if problem is None:
+            symbols.append(key)
+        else:
+            context.log.warning(f"no run scheduled: {problem}")
+    return symbols
 
 
 def symbol_run_requests(
@@ -84,7 +100,7 @@ def symbol_run_requests(
 def daily_refresh_schedule(
     context: dg.ScheduleEvaluationContext,
 ) -> Iterator[dg.RunRequest | dg.SkipReason]:
-    symbols = context.instance.get_dynamic_partitions(SYMBOLS_PARTITION_SET)
+    symbols = registered_symbols(context)
     if not symbols:
         yield dg.SkipReason(_no_symbols_message())
         return
@@ -107,7 +123,7 @@ def daily_refresh_schedule(
 def weekly_retrain_schedule(
     context: dg.ScheduleEvaluationContext,
 ) -> Iterator[dg.RunRequest | dg.SkipReason]:
-    symbols = context.instance.get_dynamic_partitions(SYMBOLS_PARTITION_SET)
+    symbols = registered_symbols(context)
     if not symbols:
         yield dg.SkipReason(_no_symbols_message())
         return

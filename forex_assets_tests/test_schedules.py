@@ -170,3 +170,23 @@ def test_weekly_retrain_requests_symbols_that_have_features(defs, instance):
     ]
     assert all(r.tags[SCHEDULE_TAG] == WEEKLY_RETRAIN for r in requests)
     assert all(r.job_name == RETRAIN for r in requests)
+
+
+def test_schedules_skip_partition_keys_that_are_not_canonical_symbols(defs, instance, capfd):
+    register_symbols(instance, ["EURUSD"])
+    # Added through the UI or the API as typed: each would fail at run start.
+    instance.add_dynamic_partitions(SYMBOLS_PARTITION_SET, ["eurusd", "../../EURUSD", "USDUSD"])
+    for key in ("EURUSD", "eurusd"):
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=FEATURE_MATRIX, partition=key)
+        )
+    friday = datetime(2024, 3, 8, 17, 10, tzinfo=NEW_YORK)
+    saturday = datetime(2024, 3, 9, 6, 0, tzinfo=NEW_YORK)
+    for name, when in ((DAILY_REFRESH, friday), (WEEKLY_RETRAIN, saturday)):
+        capfd.readouterr()
+        result = evaluate(defs, name, instance, when)
+        assert [r.partition_key for r in result.run_requests] == ["EURUSD"]
+        logged = capfd.readouterr().err
+        for key in ("eurusd", "../../EURUSD", "USDUSD"):
+            assert f"no run scheduled: partition {key!r} of the 'symbols' partition set" in logged
+        assert "'eurusd' of the 'symbols' partition set is not the canonical spelling" in logged

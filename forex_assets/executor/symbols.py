@@ -2,20 +2,31 @@
 
 A run for a configured symbol registers that symbol first, so that `dagster job execute
 ... --tags '{"dagster/partition": "EURUSD"}'` works on a fresh instance; a run for a
-symbol nobody configured or added fails before any step starts, saying how to add it.
+symbol nobody configured or added fails before any step starts, saying how to add it, and
+so does a run for a partition that is not a symbol's canonical spelling (`eurusd`,
+`../../EURUSD`, `USDUSD`, added through the UI or the API), saying which name to use.
 """
 
 import dagster as dg
 
 from forex_assets import settings
-from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols
+from forex_assets.partitions import (
+    SYMBOLS_PARTITION_SET,
+    partition_key_problem,
+    register_symbols,
+)
 
 
 class UnknownSymbolPartitionError(dg.DagsterInvariantViolationError):
-    """A run names a symbol that is neither configured nor added as a partition."""
+    """A run names a symbol that is neither configured nor added as a partition, or a
+    partition that is not a symbol's canonical spelling."""
 
 
 def ensure_symbol_partition(instance: dg.DagsterInstance, symbol: str) -> None:
+    """Fail the run before its first step unless `symbol` is a canonical, known symbol."""
+    problem = partition_key_problem(symbol)
+    if problem is not None:
+        raise UnknownSymbolPartitionError(problem)
     if instance.has_dynamic_partition(SYMBOLS_PARTITION_SET, symbol):
         return
     configured = settings.configured_symbols()
