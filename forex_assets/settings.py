@@ -5,6 +5,7 @@ Everything has a default so that a fresh clone runs with no configuration:
 - ``FOREX_ASSETS_HOME``: the project's data home (Parquet store, DuckDB catalog, data
   inbox). Default: ``$DAGSTER_HOME/.forex_assets`` when DAGSTER_HOME is set, so each
   Dagster instance has its own data, else ``./.forex_assets``.
+  Its path may not contain ``[``, ``*`` or ``?`` (the store is read through glob patterns).
 - ``FOREX_ASSETS_DATA_DIR``: where real bar files are looked for. Default ``<home>/data``.
 - ``FOREX_ASSETS_INBOX``: where new bar files are dropped for the `data_inbox` sensor,
   which validates them and moves them into the data directory. Default ``<home>/inbox``.
@@ -45,6 +46,8 @@ ENV_INBOX = "FOREX_ASSETS_INBOX"
 ENV_SYMBOLS = "FOREX_ASSETS_SYMBOLS"
 ENV_SAMPLE_YEARS = "FOREX_ASSETS_SAMPLE_YEARS"
 ENV_FEATURE_CONFIG = "FOREX_ASSETS_FEATURE_CONFIG"
+# Characters DuckDB's read_parquet and polars treat as a pattern, not as themselves.
+GLOB_CHARACTERS = ("[", "*", "?")
 
 
 class SettingsError(ValueError):
@@ -57,12 +60,31 @@ class SettingsError(ValueError):
 
 def project_home() -> Path:
     """The data home: FOREX_ASSETS_HOME, else `$DAGSTER_HOME/.forex_assets`, else
-    `./.forex_assets`; every other default path, and a relative risk ledger, lies in it."""
+    `./.forex_assets`; every other default path, and a relative risk ledger, lies in it.
+
+    A home whose path holds a glob character is refused: the store's DuckDB views and
+    Parquet reads take the path as a glob pattern, where `[1]` matches no folder (every
+    read fails) and `*` or `?` also match sibling folders (another home's data is read).
+    """
     if os.environ.get(ENV_HOME):
-        return Path(os.environ[ENV_HOME]).expanduser().resolve()
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"]).expanduser().resolve() / ".forex_assets"
-    return Path.cwd().resolve() / ".forex_assets"
+        raw = os.environ[ENV_HOME]
+        home = Path(raw).expanduser().resolve()
+        source = f"{ENV_HOME}={raw!r} is the project home {home}"
+    elif os.environ.get("DAGSTER_HOME"):
+        raw = os.environ["DAGSTER_HOME"]
+        home = Path(raw).expanduser().resolve() / ".forex_assets"
+        source = f"DAGSTER_HOME={raw!r} puts the project home at {home}"
+    else:
+        home = Path.cwd().resolve() / ".forex_assets"
+        source = f"the working directory puts the project home at {home}"
+    found = sorted({c for c in str(home) if c in GLOB_CHARACTERS})
+    if found:
+        raise SettingsError(
+            f"{source}, whose path contains the glob character(s) {' '.join(found)}; the "
+            "store is read through glob patterns, which would match no file or another "
+            f"folder's. Set {ENV_HOME} to a path without {', '.join(GLOB_CHARACTERS)}."
+        )
+    return home
 
 
 def storage_root() -> Path:

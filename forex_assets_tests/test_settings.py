@@ -79,3 +79,26 @@ def test_code_location_load_error_is_the_settings_message(tmp_path):
     output = result.stdout + result.stderr
     assert f"SettingsError: {MYSQL_REFUSED}" in output
     assert not list(tmp_path.glob("mysql*"))
+
+
+@pytest.mark.parametrize("folder", ["run[1]", "home*", "what?"])
+def test_home_with_glob_characters_is_refused_naming_the_variable(tmp_path, monkeypatch, folder):
+    monkeypatch.setenv(settings.ENV_HOME, str(tmp_path / folder))
+    with pytest.raises(settings.SettingsError) as info:
+        settings.storage_root()
+    message = str(info.value)
+    assert message.startswith(f"{settings.ENV_HOME}={str(tmp_path / folder)!r} is the project home")
+    assert "glob character(s)" in message and "\n" not in message
+
+
+def test_dagster_home_with_glob_characters_is_refused_naming_dagster_home(tmp_path, monkeypatch):
+    monkeypatch.delenv(settings.ENV_HOME)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster[prod]"))
+    with pytest.raises(settings.SettingsError, match=r"^DAGSTER_HOME='.*dagster\[prod\]' puts"):
+        settings.project_home()
+
+
+def test_home_with_other_punctuation_is_used_as_it_is(tmp_path, monkeypatch):
+    home = tmp_path / "forex {v2} ] #1"
+    monkeypatch.setenv(settings.ENV_HOME, str(home))
+    assert settings.catalog_path() == home / "catalog.duckdb"
