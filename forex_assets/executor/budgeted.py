@@ -329,7 +329,15 @@ class BudgetedExecutor(Executor):
     def _fail_step(
         self, plan_context, active, workers, step_key, error, message
     ) -> Iterator[DagsterEvent]:
-        """Fail (or retry) a step whose worker cannot finish it; never reuse that worker."""
+        """Fail (or retry) a step whose worker cannot finish it; never reuse that worker.
+
+        An interrupted step reports its own failure before its worker's error follows it
+        out; then only the worker is discarded (failing the step twice breaks the plan).
+        """
+        if not active.in_flight(step_key):
+            workers.discard(step_key)
+            active.release_step(step_key)
+            return
         step_context = plan_context.for_step(active.get_step_by_key(step_key))
         yield DagsterEvent.engine_event(step_context, message, EngineEventData.engine_error(error))
         event = self.log_failure_or_retry_event_after_error(

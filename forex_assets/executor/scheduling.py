@@ -242,6 +242,10 @@ class BudgetedActiveExecution(ActiveExecution):
         freed, self._freed = self._freed, False
         return freed
 
+    def in_flight(self, step_key: str) -> bool:
+        """Launched and not yet succeeded, failed or retried."""
+        return step_key in self._in_flight
+
     def release_step(self, step_key: str) -> None:
         self._freed = True
         self._ledger.release(self.ledger_holder(step_key))
