@@ -280,24 +280,64 @@ def test_symbol_registry_sensor_adds_configured_and_file_symbols(instance):
     assert added == {*settings.configured_symbols(), "NZDUSD"}
 
 
-def test_dagster_job_execute_on_a_fresh_instance(tmp_path):
-    """The README's documented command, on a fresh DAGSTER_HOME with the repo's dagster.yaml."""
+def _dead_orchestrator_token() -> str:
+    """The orchestrator tag of a process that has exited."""
+    from forex_assets.processes import ProcessIdentity, process_start_time
+
+    process = subprocess.Popen(["sleep", "30"])
+    identity = ProcessIdentity(
+        ProcessIdentity.current().host, process.pid, process_start_time(process.pid)
+    )
+    process.kill()
+    process.wait()
+    return identity.token()
+
+
+def test_train_and_dagster_job_execute_share_one_home(tmp_path):
+    """The README's two ways to run the pipeline, one after the other on a fresh home,
+    with a killed run holding the `symbols` slot in between: each reuses what the other
+    left (checkpoints, partitions, catalog) and nobody waits on the dead holder."""
+    from forex_assets.instance.orchestrators import ORCHESTRATOR_TAG
+
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), settings.ENV_SAMPLE_YEARS: "0.05"}
     env.pop(settings.ENV_HOME, None)
-    command = [
+    train = [sys.executable, "-m", "forex_assets", "train", "--symbol", "AUDUSD"]
+    execute = [
         sys.executable, "-m", "dagster", "job", "execute", "-m", "forex_assets", "-j", SYMBOL_PIPELINE,
         "--tags", '{"dagster/partition": "AUDUSD"}',
     ]  # fmt: skip
-    result = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    def succeed(command: list[str]) -> str:
+        result = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        return result.stdout + result.stderr
+
+    succeed(train)
+    succeed(execute)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        killed = instance.create_run_for_job(
+            job_def=build_definitions().resolve_job_def(SYMBOL_PIPELINE),
+            status=dg.DagsterRunStatus.STARTED,
+            tags={ORCHESTRATOR_TAG: _dead_orchestrator_token(), "dagster/partition": "AUDUSD"},
+        )
+        claim = instance.event_log_storage.claim_concurrency_slot(
+            "symbols", killed.run_id, "trained_models"
+        )
+        assert claim.is_claimed  # what a kill -9 during training leaves behind
+    output = succeed(train)
+    assert f"the orchestrator of run {killed.run_id}" in output
+
     store = home / ".forex_assets" / "store"
     for tf in Timeframe:
         assert (store / "bars" / tf.value.lower() / "symbol=AUDUSD" / "data.parquet").exists()
     with dg.DagsterInstance.from_config(str(home)) as fresh:
         assert "AUDUSD" in fresh.get_dynamic_partitions(SYMBOLS_PARTITION_SET)
-        assert fresh.get_run_records()[0].dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        statuses = {r.dagster_run.run_id: r.dagster_run.status for r in fresh.get_run_records()}
+        assert statuses.pop(killed.run_id) == dg.DagsterRunStatus.FAILURE
+        assert list(statuses.values()) == [dg.DagsterRunStatus.SUCCESS] * 3
+        assert fresh.event_log_storage.get_concurrency_info("symbols").active_slot_count == 0
