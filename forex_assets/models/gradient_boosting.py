@@ -13,6 +13,7 @@ import lightgbm as lgb
 import numpy as np
 
 from forex_assets.models.dataset import CLASSES
+from forex_assets.storage.model_store import unreadable_model
 
 
 @dataclass(frozen=True)
@@ -94,4 +95,8 @@ def fit_gradient_boosting(
 
 
 def load_gradient_boosting(path: Path) -> lgb.Booster:
-    return lgb.Booster(model_file=str(path))
+    """A saved booster; a missing or damaged file raises `StoredDataError` naming it."""
+    try:
+        return lgb.Booster(model_file=str(path))
+    except lgb.basic.LightGBMError as error:
+        raise unreadable_model(path, "a LightGBM text model", error) from None

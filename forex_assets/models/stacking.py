@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
+from forex_assets.storage.model_store import unreadable_model
+
 PROBABILITY_FLOOR = 1e-6
 
 
@@ -81,5 +83,9 @@ def save_blender(weights: np.ndarray, models: Sequence[str], path: Path) -> None
 
 
 def load_blender(path: Path) -> tuple[list[str], np.ndarray]:
-    document = json.loads(path.read_text())
-    return document["models"], np.asarray(document["weights"], dtype=np.float64)
+    """A saved blender; a missing or damaged file raises `StoredDataError` naming it."""
+    try:
+        document = json.loads(path.read_text())
+        return document["models"], np.asarray(document["weights"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise unreadable_model(path, "a blender (JSON models and weights)", error) from None

@@ -1,14 +1,15 @@
-"""Where trained model files live: `<root>/<symbol>/<run id>/<split>/...`."""
+"""Where trained model files live: `<root>/<symbol>/<run id>/<split>/...` (the layout and
+its orphans are `forex_assets.storage.model_store`'s)."""
 
 from pathlib import Path
 
 import dagster as dg
+
+from forex_assets.storage.model_store import run_directory
 
 
 class ModelStoreResource(dg.ConfigurableResource):
     root: str
 
     def run_directory(self, symbol: str, run_id: str) -> Path:
-        directory = Path(self.root) / symbol / run_id
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory
+        return run_directory(Path(self.root), symbol, run_id)

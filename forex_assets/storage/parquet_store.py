@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from forex_assets.storage.atomic import atomic_write, remove_stale_temp_files
+from forex_assets.storage.damage import StoredDataError, first_line
 
 DATA_FILE = "data.parquet"
 PARTITION_COLUMN = "symbol"
@@ -43,3 +44,30 @@ def write_frame(frame: pl.DataFrame, path: Path) -> None:
 
 def read_frame(path: Path) -> pl.DataFrame:
     return pl.read_parquet(path)
+
+
+def read_partition(root: Path, key_path: Sequence[str], partition: str | None) -> pl.DataFrame:
+    """One stored partition; a missing or unreadable file raises `StoredDataError` naming
+    the asset, partition and file (the reader's own error names none of them)."""
+    path = partition_file(root, key_path, partition)
+    asset_key = "/".join(key_path)
+    if not path.exists():
+        raise StoredDataError(
+            asset_key, partition, path, "does not exist: it has not been materialized here"
+        )
+    try:
+        return read_frame(path)
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise StoredDataError(
+            asset_key, partition, path, f"cannot be read as Parquet ({first_line(error)})"
+        ) from None  # the reason is in the message; innermost, so `train` prints this line
+
+
+def stored_assets(root: Path) -> dict[tuple[str, ...], bool]:
+    """Every asset key with a data file under `root`, mapped to whether it is partitioned."""
+    assets: dict[tuple[str, ...], bool] = {}
+    for data_file in sorted(Path(root).rglob(DATA_FILE)):
+        relative = data_file.parent.relative_to(root).parts
+        partitioned = bool(relative) and relative[-1].startswith(f"{PARTITION_COLUMN}=")
+        assets.setdefault(tuple(relative[:-1] if partitioned else relative), partitioned)
+    return assets
