@@ -1,13 +1,16 @@
-"""IO manager over the Parquet store: atomic writes, catalog views, useful metadata."""
+"""IO manager over the Parquet store: atomic writes, catalog views, useful metadata, and
+reads that name the asset, partition, file and rebuild command of a damaged partition."""
 
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import polars as pl
 
 from forex_assets.resources.duckdb_catalog import DuckDBCatalogResource
-from forex_assets.storage.parquet_store import partition_file, read_frame, write_frame
+from forex_assets.storage.catalog import REBUILD_COMMAND, CatalogBusyError, CatalogError
+from forex_assets.storage.parquet_store import partition_file, read_partition, write_frame
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
@@ -39,18 +42,32 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         partition = context.asset_partition_key if context.has_asset_partitions else None
         path = self._file(context.asset_key, partition)
         write_frame(obj, path)
-        view = self.catalog.get_catalog().register_asset(
-            Path(self.root), context.asset_key.path, partitioned=partition is not None
-        )
-        context.add_output_metadata(
-            {
-                "dagster/row_count": obj.height,
-                "dagster/uri": dg.MetadataValue.path(str(path)),
-                "columns": obj.width,
-                "bytes": path.stat().st_size,
-                "duckdb_view": view,
-            }
-        )
+        metadata = {
+            "dagster/row_count": obj.height,
+            "dagster/uri": dg.MetadataValue.path(str(path)),
+            "columns": obj.width,
+            "bytes": path.stat().st_size,
+        }
+        view = self._register_view(context, partition, path)
+        context.add_output_metadata(metadata | ({"duckdb_view": view} if view else {}))
+
+    def _register_view(
+        self, context: dg.OutputContext, partition: str | None, path: Path
+    ) -> str | None:
+        """The asset's catalog view. The data is already written, so a catalog that cannot
+        take the view only warns: a query registers it on demand, or `catalog rebuild`."""
+        try:
+            return self.catalog.get_catalog(context.log.warning).register_asset(
+                Path(self.root), context.asset_key.path, partitioned=partition is not None
+            )
+        except (CatalogBusyError, CatalogError, duckdb.Error, OSError) as error:
+            where = f" partition {partition}" if partition is not None else ""
+            context.log.warning(
+                f"asset {context.asset_key.to_user_string()}{where}: written to {path}, but "
+                f"its catalog view was not registered ({error}); a query registers it on "
+                f"demand, or run `{REBUILD_COMMAND}`"
+            )
+            return None
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame | dict[str, pl.DataFrame]:
         key = context.asset_key
@@ -62,13 +79,6 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         return {p: self.read(key, p) for p in partitions}
 
     def read(self, key: dg.AssetKey, partition: str | None) -> pl.DataFrame:
-        """One stored partition (or the unpartitioned asset)."""
-        path = self._file(key, partition)
-        if not path.exists():
-            where = f" partition {partition!r}" if partition else ""
-            raise FileNotFoundError(
-                f"asset {key.to_user_string()}{where} has not been materialized: {path} does "
-                "not exist. Materialize it first (or point the IO manager's root at the store "
-                "that holds it)."
-            )
-        return read_frame(path)
+        """One stored partition (or the unpartitioned asset); a missing or damaged file
+        raises `StoredDataError` with the asset, partition, path and rebuild command."""
+        return read_partition(Path(self.root), key.path, partition)

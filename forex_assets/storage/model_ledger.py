@@ -1,8 +1,9 @@
 """The model ledger: every trained model file with what it learned from and how it scored.
 
-Lives in the catalog's DuckDB file (under the catalog's lock, like every other write), so
-`python -m forex_assets query "select * from model_registry"` answers which code, data
-and features produced a file, and how it did out of fold.
+Lives in the catalog's registry file (`registry.duckdb` beside the views, under the
+catalog's lock, like every other write), where rebuilding or losing the views cannot take
+it, so `python -m forex_assets query "select * from model_registry"` answers which code,
+data and features produced a file, and how it did out of fold.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The strategy ledger: every evolved strategy with its genes, scores and validation.
 
-A sibling of the model ledger in the catalog's DuckDB file, written under the same lock:
+A sibling of the model ledger in the catalog's registry file, written under the same lock:
 `select * from strategy_registry where symbol = 'EURUSD' order by fitness desc`.
 """
 

@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from forex_assets.storage.catalog import CatalogBusyError, DuckDBCatalog
+from forex_assets.storage.catalog import CatalogBusyError, CatalogError, DuckDBCatalog
 from forex_assets.storage.parquet_store import partition_file, write_frame
 
 WORKERS = 6
@@ -110,3 +110,86 @@ def test_rebuild_recreates_views_for_every_asset(tmp_path):
         "symbol"
     ).to_list() == ["EURUSD", "USDJPY"]
     assert catalog.query("SELECT y FROM summary").item() == 3
+
+
+def _store_with_bars(root: Path) -> None:
+    write_frame(pl.DataFrame({"x": [1]}), partition_file(root, ["bars", "m5"], "EURUSD"))
+    write_frame(pl.DataFrame({"y": [3]}), partition_file(root, ["summary"], None))
+
+
+def test_damaged_catalog_is_set_aside_and_its_views_rebuilt(tmp_path):
+    root, database = tmp_path / "store", tmp_path / "catalog.duckdb"
+    _store_with_bars(root)
+    DuckDBCatalog(database).rebuild(root)
+    database.write_bytes(b"garbage" * 1000)
+    warnings = []
+    catalog = DuckDBCatalog(database, warn=warnings.append)
+    assert catalog.register_asset(root, ["bars", "m5"], partitioned=True) == "bars_m5"
+    assert catalog.views() == ["bars_m5", "summary"]  # every view, not just the one written
+    (aside,) = tmp_path.glob("catalog.duckdb.damaged-*")
+    assert aside.read_bytes() == b"garbage" * 1000
+    assert len(warnings) == 1 and str(aside) in warnings[0]
+    assert "python -m forex_assets catalog rebuild" in warnings[0]
+
+
+def test_registries_survive_a_lost_or_damaged_catalog(tmp_path):
+    root, database = tmp_path / "store", tmp_path / "catalog.duckdb"
+    _store_with_bars(root)
+    catalog = DuckDBCatalog(database)
+    catalog.replace_run_rows(
+        "runs_seen", "CREATE TABLE IF NOT EXISTS runs_seen (symbol VARCHAR, run_id VARCHAR)",
+        [("EURUSD", "r1")], [("EURUSD", "r1")],
+    )  # fmt: skip
+    database.unlink()
+    assert catalog.query("SELECT run_id FROM runs_seen").item() == "r1"
+    database.write_bytes(b"garbage")
+    assert catalog.query("SELECT run_id FROM runs_seen").item() == "r1"
+    assert (tmp_path / "registry.duckdb").exists()
+
+
+def test_registries_of_an_old_catalog_file_move_to_the_registry(tmp_path):
+    database = tmp_path / "catalog.duckdb"
+    old = duckdb.connect(str(database))
+    old.execute("CREATE TABLE model_registry AS SELECT 'EURUSD' AS symbol, 'r1' AS run_id")
+    old.execute("CREATE VIEW bars_m5 AS SELECT 1 AS x")
+    old.close()
+    warnings = []
+    catalog = DuckDBCatalog(database, warn=warnings.append)
+    assert catalog.registries() == ["model_registry"]
+    assert catalog.query("SELECT run_id FROM model_registry").item() == "r1"
+    assert warnings == [f"copied table model_registry from {database} into {catalog.registry}"]
+    database.unlink()
+    assert catalog.query("SELECT symbol FROM model_registry").item() == "EURUSD"
+
+
+def test_a_missing_view_is_registered_when_a_query_names_it(tmp_path):
+    root, database = tmp_path / "store", tmp_path / "catalog.duckdb"
+    _store_with_bars(root)
+    catalog = DuckDBCatalog(database)
+    assert catalog.query("SELECT x FROM bars_m5", store=root).item() == 1
+    assert catalog.views() == ["bars_m5", "summary"]
+
+
+def test_query_errors_are_one_line_and_name_what_exists(tmp_path):
+    root, database = tmp_path / "store", tmp_path / "catalog.duckdb"
+    _store_with_bars(root)
+    catalog = DuckDBCatalog(database)
+    catalog.rebuild(root)
+    with pytest.raises(CatalogError) as raised:
+        catalog.query("SELECT * FROM bars_h4", store=root)
+    message = str(raised.value)
+    assert "\n" not in message and str(database) in message
+    assert "bars_h4 does not exist" in message and "views bars_m5, summary" in message
+    with pytest.raises(CatalogError, match=r"catalog rebuild"):
+        catalog.query("SELECT * FROM bars_h4")  # without the store: say which command
+    with pytest.raises(CatalogError, match=r"^query failed on catalog .*Parser Error"):
+        catalog.query("SELEC 1")
+
+
+def test_damaged_registry_is_named_not_replaced(tmp_path):
+    catalog = DuckDBCatalog(tmp_path / "catalog.duckdb")
+    catalog.views()
+    catalog.registry.write_bytes(b"garbage" * 1000)
+    with pytest.raises(CatalogError, match=r"registry .*registry\.duckdb cannot be read.*mv "):
+        catalog.query("SELECT 1")
+    assert catalog.registry.read_bytes() == b"garbage" * 1000
