@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import threading
 import time
@@ -25,6 +26,10 @@ from dagster._core.storage.tags import PARTITION_NAME_TAG
 from forex_assets import settings
 from forex_assets.market.instruments import UnknownSymbolError, instrument_for
 from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols
+from forex_assets.storage.catalog import CatalogBusyError, CatalogError, DuckDBCatalog
+from forex_assets.storage.damage import StoredDataError
+from forex_assets.storage.model_ledger import registered_runs
+from forex_assets.storage.model_store import orphaned_runs
 
 STEP_EVENTS = {
     dg.DagsterEventType.STEP_START,
@@ -209,11 +214,57 @@ def plan() -> int:
     return 0
 
 
-def query(sql: str) -> int:
-    from forex_assets.storage.catalog import DuckDBCatalog
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
-    catalog = DuckDBCatalog(Path(settings.catalog_path()))
-    print(catalog.query(sql))
+
+def _catalog() -> DuckDBCatalog:
+    return DuckDBCatalog(Path(settings.catalog_path()), warn=_warn)
+
+
+def query(sql: str) -> int:
+    """SQL over the views and registries; a stored asset's missing view is registered."""
+    print(_catalog().query(sql, store=settings.storage_root()))
+    return 0
+
+
+def catalog_rebuild() -> int:
+    """Every view again from the Parquet store (after a lost catalog or a moved store)."""
+    names = _catalog().rebuild(settings.storage_root())
+    print(
+        f"rebuilt {len(names)} view(s) in {settings.catalog_path()} from {settings.storage_root()}"
+    )
+    for name in names:
+        print(name)
+    return 0
+
+
+def model_orphans(delete: bool) -> int:
+    """List (or delete) the model folders of runs that failed before registering a model."""
+    instance = _instance()
+
+    def status(run_id: str) -> str | None:
+        run = instance.get_run_by_id(run_id)
+        return run.status.value if run is not None else None
+
+    root = settings.models_root()
+    orphans, unknown = orphaned_runs(root, registered_runs(_catalog()), status)
+    for folder in orphans:
+        if delete:
+            shutil.rmtree(folder.path)
+        print(
+            f"{'deleted' if delete else 'orphan'}: {folder.path} (run {folder.run_id} "
+            f"{status(folder.run_id)}, no model registered)"
+        )
+    for folder in unknown:
+        print(
+            f"kept: {folder.path} (run {folder.run_id} is not in this instance, "
+            f"{instance.root_directory}; remove it by hand if no other instance runs it)"
+        )
+    if orphans and not delete:
+        print("remove them with `python -m forex_assets models orphans --delete`")
+    if not orphans and not unknown:
+        print(f"no orphaned model folders in {root}")
     return 0
 
 
@@ -230,10 +281,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("plan", help="show the resource plan (cores, pools, threads per step)")
     query_cmd = commands.add_parser("query", help="run SQL against the DuckDB catalog views")
     query_cmd.add_argument("sql")
+    catalog_cmd = commands.add_parser("catalog", help="rebuild the catalog's views")
+    catalog_cmd.add_argument("action", choices=["rebuild"])
+    models_cmd = commands.add_parser("models", help="model folders of failed runs")
+    models_cmd.add_argument("action", choices=["orphans"])
+    models_cmd.add_argument("--delete", action="store_true", help="remove the orphans listed")
     args = parser.parse_args(argv)
     try:
         return _run_command(args)
-    except settings.SettingsError as error:
+    except (settings.SettingsError, CatalogError, CatalogBusyError, StoredDataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -245,4 +301,8 @@ def _run_command(args: argparse.Namespace) -> int:
         return symbols(args.action, args.names)
     if args.command == "plan":
         return plan()
+    if args.command == "catalog":
+        return catalog_rebuild()
+    if args.command == "models":
+        return model_orphans(args.delete)
     return query(args.sql)

@@ -3,6 +3,15 @@
 import os
 import subprocess
 import sys
+import uuid
+
+import dagster as dg
+import polars as pl
+from dagster._core.storage.dagster_run import DagsterRun
+
+from forex_assets import settings
+from forex_assets.cli import main
+from forex_assets.storage.parquet_store import partition_file, write_frame
 
 
 def _cli(*args: str, env: dict[str, str], cwd) -> subprocess.CompletedProcess:
@@ -47,3 +56,62 @@ def test_bad_symbol_is_refused_with_a_reason(tmp_path):
     result = _cli("train", "--symbol", "EURXYZ", env=env, cwd=tmp_path)
     assert result.returncode == 2
     assert "--symbol" in result.stderr and "EURXYZ" in result.stderr
+
+
+def _one_error_line(returncode: int, stderr: str) -> str:
+    assert returncode == 2, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    return errors[0]
+
+
+def test_query_errors_are_one_line(tmp_path, capsys):
+    env = {**os.environ, "FOREX_ASSETS_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+    result = _cli("query", "select * from no_such_table", env=env, cwd=tmp_path)
+    missing = _one_error_line(result.returncode, result.stderr)
+    assert "no_such_table does not exist" in missing and "catalog.duckdb" in missing
+    assert "materialize the asset" in missing
+    syntax = _one_error_line(main(["query", "selec 1"]), capsys.readouterr().err)
+    assert syntax.startswith("error: query failed on catalog") and "syntax error" in syntax
+
+
+def test_damaged_catalog_is_rebuilt_by_one_command_and_views_on_demand(capsys):
+    home = settings.project_home()
+    for symbol in ("EURUSD", "USDJPY"):
+        write_frame(
+            pl.DataFrame({"x": [1]}), partition_file(home / "store", ["bars", "d1"], symbol)
+        )
+    settings.catalog_path().write_bytes(b"garbage" * 1000)
+    assert main(["catalog", "rebuild"]) == 0
+    rebuilt = capsys.readouterr()
+    assert rebuilt.out.splitlines()[1:] == ["bars_d1"]
+    assert "set aside as" in rebuilt.err and list(home.glob("catalog.duckdb.damaged-*"))
+    settings.catalog_path().unlink()
+    assert main(["query", "select 40 + count(*) as n from bars_d1"]) == 0
+    queried = capsys.readouterr()
+    assert "42" in queried.out and "view bars_d1 was missing" in queried.err
+
+
+def test_orphaned_model_folders_are_listed_and_deleted_never_a_running_one(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    runs = {status: str(uuid.uuid4()) for status in ("FAILURE", "STARTED", "SUCCESS")}
+    with dg.DagsterInstance.get() as instance:
+        for status, run_id in runs.items():
+            run = DagsterRun("symbol_pipeline", run_id, status=dg.DagsterRunStatus(status))
+            instance.add_run(run)
+    models = settings.models_root() / "EURUSD"
+    for run_id in [*runs.values(), str(uuid.uuid4())]:  # the last one: unknown to the instance
+        (models / run_id / "split_00").mkdir(parents=True)
+    assert main(["models", "orphans"]) == 0
+    listed = capsys.readouterr().out
+    assert f"orphan: {models / runs['FAILURE']} (run {runs['FAILURE']} FAILURE" in listed
+    assert "models orphans --delete" in listed and listed.count("kept: ") == 1
+    assert main(["models", "orphans", "--delete"]) == 0
+    assert f"deleted: {models / runs['FAILURE']}" in capsys.readouterr().out
+    remaining = sorted(p.name for p in models.iterdir())
+    assert len(remaining) == 3 and runs["FAILURE"] not in remaining
+    assert runs["STARTED"] in remaining and runs["SUCCESS"] in remaining

@@ -73,3 +73,11 @@ def registered_models(catalog: DuckDBCatalog, symbol: str) -> pl.DataFrame:
             params=[symbol],
         ).to_arrow_table()
     return pl.from_arrow(table)
+
+
+def registered_runs(catalog: DuckDBCatalog) -> set[tuple[str, str]]:
+    """Every (symbol, run id) with a registered model: the run folders that are not orphans."""
+    with catalog.connect() as connection:
+        connection.execute(_SCHEMA)
+        rows = connection.execute(f"SELECT DISTINCT symbol, run_id FROM {TABLE}").fetchall()
+    return {(symbol, run_id) for symbol, run_id in rows}
