@@ -138,6 +138,11 @@ def with_confluence(
     return matrix.with_columns(confluence).drop(names)
 
 
+class TooFewBarsError(ValueError):
+    """The bars leave no labeled row: every later step (folds, models, the look-ahead
+    audit) would otherwise fail on an empty matrix with an error that names no cause."""
+
+
 @dataclass(frozen=True)
 class FeatureMatrix:
     frame: pl.DataFrame
@@ -169,6 +174,8 @@ def build_feature_matrix(
     labels = label_bars(bars[base].filter(pl.col("complete")), settings.labels)
     resolved = labels.filter(pl.col("tb_label").is_not_null())
     frame = cleaned.join(resolved, on=TIME, how="inner", maintain_order="left")
+    if frame.height == 0:
+        raise TooFewBarsError(_too_few_bars(report, cleaned.height, base, settings))
     kept = tuple(c for c in cleaned.columns if c in columns)
     return FeatureMatrix(
         frame=frame.with_columns(pl.col(kept).cast(pl.Float32)),
@@ -176,4 +183,18 @@ def build_feature_matrix(
         label_columns=tuple(c for c in labels.columns if c != TIME),
         hygiene=report,
         unlabeled_rows=cleaned.height - frame.height,
+    )
+
+
+def _too_few_bars(
+    report: HygieneReport, unlabeled: int, base: Timeframe, settings: FeatureSettings
+) -> str:
+    """Why no row is left, with each share of the bars accounted for."""
+    warmup = f"{report.warmup_rows} ({report.warmup_column})" if report.warmup_column else "none"
+    return (
+        f"{report.rows_in} complete {base.value} bars is too few for the feature matrix: "
+        f"indicator warm-up takes {warmup} and the other {unlabeled} have no triple-barrier label yet (a label needs "
+        f"up to labels.max_horizon_bars={settings.labels.max_horizon_bars} later bars), so "
+        "no row is left to train on; use more data, e.g. FOREX_ASSETS_SAMPLE_YEARS=0.1 for "
+        "a sample symbol."
     )

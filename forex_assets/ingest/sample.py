@@ -100,6 +100,12 @@ def generate_sample_m1(
 
     times = _trading_minutes(start, years)
     n = times.len()
+    if n == 0:
+        raise ValueError(
+            f"years={years!r} from {start} spans {years * 365.25 * 24:.1f} hours, all inside "
+            "the FX weekend closure, so it gives no bar; ask for more, e.g. years=0.1 "
+            "(FOREX_ASSETS_SAMPLE_YEARS=0.1 for the pipeline)."
+        )
     minutes_utc = times.dt.hour().to_numpy().astype(np.int64) * 60 + times.dt.minute().to_numpy()
     reopen = _reopen_mask(times)
 

@@ -15,6 +15,7 @@ from forex_assets.features.feature_config import (
 )
 from forex_assets.features.feature_matrix import (
     CONFLUENCE_TREND,
+    TooFewBarsError,
     assemble_feature_matrix,
     build_feature_matrix,
     higher_timeframes,
@@ -194,3 +195,35 @@ def test_truncation_inside_a_weekend_keeps_friday(m1):
     )
     truncated = matrix_of(m1.filter(pl.col("time") < friday_close + timedelta(hours=30)))
     assert truncated.get_column("close_time").max() <= friday_close
+
+
+def _built(m1: pl.DataFrame, settings_: FeatureSettings):
+    base = settings_.base_timeframe
+    bars = {tf: resample_bars(m1, tf, CALENDAR) for tf in [base, *higher_timeframes(base)]}
+    features = {tf: compute_indicators(b, settings_.indicators) for tf, b in bars.items()}
+    return build_feature_matrix(features, bars, settings_)
+
+
+def test_too_few_bars_for_any_labeled_row_is_explained(m1):
+    with pytest.raises(TooFewBarsError) as info:
+        _built(m1.head(60), FeatureSettings())
+    assert str(info.value).startswith(
+        "12 complete M5 bars is too few for the feature matrix: indicator warm-up takes 1 "
+        "(m5__log_return_1) and the other 11 have no triple-barrier label yet"
+    )
+    assert "FOREX_ASSETS_SAMPLE_YEARS=0.1" in str(info.value)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.integers(min_value=0, max_value=1500))
+def test_a_short_history_gives_rows_or_says_it_is_too_short(m1, rows):
+    """However few bars there are, the matrix has labeled rows or names why it has none."""
+    try:
+        built = _built(m1.head(rows), FeatureSettings())
+    except TooFewBarsError as error:
+        assert "too few for the feature matrix" in str(error)
+    else:
+        assert built.frame.height > 0
+        assert built.frame.get_column("tb_label").null_count() == 0

@@ -1,6 +1,7 @@
 """The embedded sample generator: deterministic, valid, and shaped like FX."""
 
 import io
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -111,3 +112,13 @@ def test_unknown_symbol_and_bad_length_are_explained():
         generate_sample_m1("EURNOK")
     with pytest.raises(ValueError, match="years=0"):
         generate_sample_m1("EURUSD", years=0)
+
+
+def test_a_length_inside_the_weekend_closure_is_refused_not_empty():
+    # 2023-01-01 is a Sunday: the market reopens at 22:00 UTC, after these 8.8 hours.
+    with pytest.raises(ValueError) as info:
+        generate_sample_m1("EURUSD", start=date(2023, 1, 1), years=0.001)
+    assert str(info.value).startswith(
+        "years=0.001 from 2023-01-01 spans 8.8 hours, all inside the FX weekend closure"
+    )
+    assert generate_sample_m1("EURUSD", start=date(2023, 1, 1), years=0.003).height > 0
