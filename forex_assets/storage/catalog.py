@@ -11,8 +11,10 @@ Two files, because they differ in what losing them costs:
 
 - the catalog file holds only views, never data, so it can be rebuilt from the Parquet
   tree at any time (`rebuild`, `python -m forex_assets catalog rebuild`). A damaged one
-  is set aside as ``<database>.damaged-<UTC time>`` with a warning and started afresh,
-  and a view that a query names but the fresh file lacks is registered from the store.
+  is set aside as ``<database>.damaged-<UTC time>`` with a warning and started afresh;
+  the next registration or query that knows the store rebuilds every view (a
+  ``<database>.rebuild-views`` marker says one is due, to any process), and a view that
+  a query names but the catalog lacks is registered from the store.
 - ``registry.duckdb`` beside it holds the registries (`model_ledger`, `strategy_ledger`),
   which nothing else can rebuild; losing or rebuilding the views never touches it.
   Registries that an older version kept in the catalog file are copied into it when it
@@ -41,6 +43,8 @@ REGISTRY_FILE = "registry.duckdb"
 REBUILD_COMMAND = "python -m forex_assets catalog rebuild"
 _VIEWS = "views"
 _REGISTRY = "registry"
+# DuckDB's words for another process holding the file (one outside our lock): not damage.
+_LOCK_CONFLICT = "Could not set lock on file"
 _MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist")
 
 _log = logging.getLogger(__name__)
@@ -81,7 +85,9 @@ class DuckDBCatalog:
         self.lock_timeout_s = lock_timeout_s
         self.warn = warn or _log.warning
         self._lock = FileLock(f"{self.database}.lock", timeout=lock_timeout_s)
-        self._views_lost = False
+        # Left by a set-aside catalog until a caller that knows the store rebuilds the
+        # views: any process, not only the one that found the damage.
+        self.rebuild_marker = self.database.with_name(f"{self.database.name}.rebuild-views")
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -117,20 +123,20 @@ class DuckDBCatalog:
         try:
             connection.execute(f"ATTACH {_quoted(path)} AS {alias}{mode}")
         except duckdb.Error as error:
-            if alias == _VIEWS or "lock" in str(error).lower():
+            if alias == _VIEWS or _LOCK_CONFLICT in str(error):
                 raise
             raise CatalogError(
                 f"registry {path} cannot be read ({first_line(error)}); it holds the model "
                 "and strategy registries, which nothing rebuilds. Restore it from a backup, "
                 f"or move it aside (mv {path} {path}.damaged) to start empty registries."
-            ) from error
+            ) from None  # the reason is in the message, which a step failure then shows
 
     def _attach_views(self, connection: duckdb.DuckDBPyConnection, read_only: bool) -> None:
         """Attach the catalog file; a damaged one is set aside and started afresh."""
         try:
             self._attach(connection, self.database, _VIEWS, read_only)
         except duckdb.Error as error:
-            if "lock" in str(error).lower() or not self.database.exists():
+            if _LOCK_CONFLICT in str(error) or not self.database.exists():
                 raise
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             aside = self.database.with_name(f"{self.database.name}.damaged-{stamp}")
@@ -142,7 +148,7 @@ class DuckDBCatalog:
                 f"catalog {self.database} could not be opened ({first_line(error)}); set "
                 f"aside as {aside}, views are rebuilt from the store (or run `{REBUILD_COMMAND}`)"
             )
-            self._views_lost = True
+            self.rebuild_marker.touch()
             self._attach(connection, self.database, _VIEWS, read_only)
 
     def _create_registry(self) -> None:
@@ -170,7 +176,7 @@ class DuckDBCatalog:
         If the catalog file had to be started afresh, every other view is rebuilt too."""
         with self.connect() as connection:
             name = self._define_view(connection, root, key_path, partitioned)
-        if self._views_lost:
+        if self.rebuild_marker.exists():
             self.rebuild(root)
         return name
 
@@ -198,7 +204,7 @@ class DuckDBCatalog:
                 self._define_view(connection, root, key_path, partitioned)
                 for key_path, partitioned in stored_assets(root).items()
             ]
-        self._views_lost = False
+        self.rebuild_marker.unlink(missing_ok=True)
         return names
 
     def replace_run_rows(
@@ -244,6 +250,8 @@ class DuckDBCatalog:
         """Run SQL over the views and registries. With `store`, a view that the SQL names
         but the catalog lacks while the store holds its asset is registered first; any
         other failure is a one-line `CatalogError`."""
+        if store is not None and self.rebuild_marker.exists():
+            self.rebuild(store)
         try:
             return self._query(sql, parameters)
         except duckdb.CatalogException as error:

@@ -193,3 +193,19 @@ def test_damaged_registry_is_named_not_replaced(tmp_path):
     with pytest.raises(CatalogError, match=r"registry .*registry\.duckdb cannot be read.*mv "):
         catalog.query("SELECT 1")
     assert catalog.registry.read_bytes() == b"garbage" * 1000
+
+
+def test_views_lost_while_writing_a_registry_are_rebuilt_by_the_next_registration(tmp_path):
+    root, database = tmp_path / "store", tmp_path / "catalog.duckdb"
+    _store_with_bars(root)
+    DuckDBCatalog(database).rebuild(root)
+    database.write_bytes(b"garbage")
+    # A ledger write finds the damage; it does not know the store, so cannot rebuild.
+    DuckDBCatalog(database).replace_run_rows(
+        "runs_seen", "CREATE TABLE IF NOT EXISTS runs_seen (symbol VARCHAR, run_id VARCHAR)",
+        [], [],
+    )  # fmt: skip
+    assert DuckDBCatalog(database).views() == []
+    DuckDBCatalog(database).register_asset(root, ["summary"], partitioned=False)
+    assert DuckDBCatalog(database).views() == ["bars_m5", "summary"]
+    assert not DuckDBCatalog(database).rebuild_marker.exists()
