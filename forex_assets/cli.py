@@ -75,6 +75,8 @@ def _failure_reason(error) -> str:
     """The innermost error of a step failure, in one line (Dagster wraps the user's)."""
     while error.cause is not None:
         error = error.cause
+    if error.cls_name == "DagsterExecutionInterruptedError":
+        return "interrupted (SIGINT or SIGTERM)"
     lines = [line.strip() for line in error.message.strip().splitlines() if line.strip()]
     return lines[0] if lines else error.cls_name or "unknown error"
 
