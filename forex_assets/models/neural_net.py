@@ -2,7 +2,10 @@
 
 Saved as a `state_dict` plus a JSON file with the architecture and the standardization,
 and loaded with ``torch.load(weights_only=True)``, so reading a model file can never
-execute code (a pickled module could).
+execute code (a pickled module could). Loading checks the JSON against the weights
+before it builds the network: a spec that does not describe the saved tensors (edited,
+or from another run; one whose layers would take 160 GB) is refused naming the file,
+instead of allocating that network or failing in `load_state_dict`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from torch import nn
 
 from forex_assets.models.dataset import CLASSES
 from forex_assets.models.neural_net_settings import NeuralNetSettings
+from forex_assets.storage.model_store import unreadable_model
 
 WEIGHTS_FILE = "weights.pt"
 SPEC_FILE = "network.json"
@@ -99,18 +103,99 @@ class FittedNet:
         (directory / SPEC_FILE).write_text(json.dumps(spec))
 
 
+class _SpecError(ValueError):
+    """Why a saved network's files do not describe one loadable network."""
+
+
+@dataclass(frozen=True)
+class _Spec:
+    inputs: int
+    settings: NeuralNetSettings
+    mean: list
+    scale: list
+    best_epoch: int
+    validation_loss: float
+
+
+def _read_spec(path: Path) -> _Spec:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        raw = dict(document["settings"])
+        settings = NeuralNetSettings(**{**raw, "hidden": tuple(raw["hidden"])})
+        spec = _Spec(
+            document["inputs"],
+            settings,
+            list(document["mean"]),
+            list(document["scale"]),
+            document["best_epoch"],
+            document["validation_loss"],
+        )
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise _SpecError(f"no network spec: {type(error).__name__}: {error}") from None
+    sizes = [spec.inputs, *settings.hidden]
+    if not all(type(size) is int and size >= 1 for size in sizes):
+        raise _SpecError(
+            f"inputs={spec.inputs!r} and hidden={list(settings.hidden)!r} must be whole "
+            "numbers >= 1"
+        )
+    if not len(spec.mean) == len(spec.scale) == spec.inputs:
+        raise _SpecError(
+            f"mean and scale have {len(spec.mean)} and {len(spec.scale)} entries for "
+            f"inputs={spec.inputs}"
+        )
+    return spec
+
+
+def _size(parameters: int) -> str:
+    """Float32 bytes of `parameters`, in the unit a reader compares with their memory."""
+    nbytes = 4 * parameters
+    if nbytes >= 1e8:
+        return f"{nbytes / 1e9:,.1f} GB"
+    return f"{nbytes / 1e6:,.1f} MB" if nbytes >= 1e5 else f"{nbytes:,} bytes"
+
+
+def _check_weights(inputs: int, settings: NeuralNetSettings, state: object) -> None:
+    """Refuse `state` unless it holds exactly the tensors the spec's network has; the
+    network is built on the meta device for this, which allocates no memory."""
+    with torch.device("meta"):
+        skeleton = build_network(inputs, settings)
+    expected = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
+    hidden = settings.hidden
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _SpecError(f"{WEIGHTS_FILE} beside it is not a state_dict of tensors")
+    found = {key: tuple(value.shape) for key, value in state.items()}
+    if found == expected:
+        return
+    wanted = sum(int(np.prod(shape)) for shape in expected.values())
+    held = sum(int(np.prod(shape)) for shape in found.values())
+    first = next((k for k in sorted({*expected, *found}) if expected.get(k) != found.get(k)), "?")
+    raise _SpecError(
+        f"its layers (inputs={inputs}, hidden={list(hidden)}) need {wanted:,} parameters "
+        f"({_size(wanted)} as float32) but {WEIGHTS_FILE} beside it holds "
+        f"{held:,} ({_size(held)}; {first}: spec {expected.get(first, 'none')}, file {found.get(first, 'none')}); "
+        "the two files are not one network"
+    )
+
+
 def load_neural_net(directory: Path) -> FittedNet:
-    """Rebuild a saved network; weights are loaded with weights_only=True (no unpickling)."""
-    spec = json.loads((directory / SPEC_FILE).read_text())
-    raw = dict(spec["settings"])
-    settings = NeuralNetSettings(**{**raw, "hidden": tuple(raw["hidden"])})
-    network = build_network(spec["inputs"], settings)
-    state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    """Rebuild a saved network; weights are loaded with weights_only=True (no unpickling).
+
+    The spec is checked against the saved tensors before the network is allocated; a
+    mismatch raises `StoredDataError` naming `network.json` and the rebuild command.
+    """
+    spec_path = directory / SPEC_FILE
+    try:
+        spec = _read_spec(spec_path)
+        state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        _check_weights(spec.inputs, spec.settings, state)
+    except _SpecError as error:
+        raise unreadable_model(spec_path, "a torch MLP spec", error) from None
+    network = build_network(spec.inputs, spec.settings)
     network.load_state_dict(state)
     standardizer = Standardizer(
-        np.asarray(spec["mean"], dtype=np.float32), np.asarray(spec["scale"], dtype=np.float32)
+        np.asarray(spec.mean, dtype=np.float32), np.asarray(spec.scale, dtype=np.float32)
     )
-    return FittedNet(network, standardizer, settings, spec["best_epoch"], spec["validation_loss"])
+    return FittedNet(network, standardizer, spec.settings, spec.best_epoch, spec.validation_loss)
 
 
 def fit_neural_net(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from forex_assets.models.neural_net import (
     fit_neural_net,
     load_neural_net,
 )
+from forex_assets.storage.damage import StoredDataError
 
 SETTINGS = NeuralNetSettings(hidden=(32,), batch_size=128, max_epochs=40, learning_rate=1e-2)
 
@@ -189,3 +191,71 @@ def test_spec_file_is_json_with_architecture_and_standardization(fitted, tmp_pat
     assert spec["inputs"] == 5
     assert spec["settings"]["hidden"] == [32]
     assert len(spec["mean"]) == len(spec["scale"]) == 5
+
+
+# --- a spec that does not describe the saved weights ----------------------------------
+
+
+RUN_ID = str(uuid.UUID(int=7))
+
+
+def _saved_with_spec(fitted, tmp_path, edit) -> Path:
+    """`fitted` saved in a model-store run folder, its network.json changed by `edit`."""
+    directory = tmp_path / "models" / "EURUSD" / RUN_ID / "final" / "mlp"
+    fitted.save(directory)
+    spec = json.loads((directory / SPEC_FILE).read_text())
+    edit(spec)
+    (directory / SPEC_FILE).write_text(json.dumps(spec))
+    return directory
+
+
+def _refusal(directory: Path) -> str:
+    with pytest.raises(StoredDataError) as info:
+        load_neural_net(directory)
+    message = str(info.value)
+    assert message.startswith(f"asset trained_models partition EURUSD: {directory / SPEC_FILE} ")
+    assert "dagster asset materialize -m forex_assets --select trained_models" in message
+    assert "\n" not in message
+    return message
+
+
+def test_a_spec_asking_for_160_gb_is_refused_before_allocating(fitted, tmp_path):
+    def huge(spec):
+        spec["inputs"] = 200_000
+        spec["settings"]["hidden"] = [200_000]
+        spec["mean"] = spec["scale"] = [0.0] * 200_000
+
+    message = _refusal(_saved_with_spec(fitted, tmp_path, huge))
+    assert "need 40,000,800,003 parameters (160.0 GB as float32)" in message
+    assert (
+        f"{WEIGHTS_FILE} beside it holds 291 (1,164 bytes; 0.bias: spec (200000,), file (32,))"
+        in (message)
+    )
+
+
+def test_a_spec_of_another_network_is_refused_naming_the_first_mismatch(fitted, tmp_path):
+    def other_run(spec):
+        spec["settings"]["hidden"] = [32, 16]
+
+    message = _refusal(_saved_with_spec(fitted, tmp_path, other_run))
+    assert "(inputs=5, hidden=[32, 16])" in message
+    assert "3.bias: spec (16,), file (3,)" in message and "not one network" in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda spec: spec.pop("settings"), "no network spec: KeyError"),
+        (lambda spec: spec["settings"].update(hidden=[-4]), "hidden=[-4] must be whole numbers"),
+        (lambda spec: spec.update(inputs=2.5), "inputs=2.5 and hidden=[32] must be whole"),
+        (lambda spec: spec.update(mean=[0.0]), "mean and scale have 1 and 5 entries for inputs=5"),
+    ],
+)
+def test_a_damaged_spec_is_refused_naming_the_file(fitted, tmp_path, edit, problem):
+    assert problem in _refusal(_saved_with_spec(fitted, tmp_path, edit))
+
+
+def test_a_spec_that_is_not_json_is_refused_naming_the_file(fitted, tmp_path):
+    directory = _saved_with_spec(fitted, tmp_path, lambda spec: None)
+    (directory / SPEC_FILE).write_bytes(b"\x89PNG\r\n")
+    assert "no network spec: UnicodeDecodeError" in _refusal(directory)
