@@ -102,3 +102,18 @@ def test_home_with_other_punctuation_is_used_as_it_is(tmp_path, monkeypatch):
     home = tmp_path / "forex {v2} ] #1"
     monkeypatch.setenv(settings.ENV_HOME, str(home))
     assert settings.catalog_path() == home / "catalog.duckdb"
+
+
+@pytest.mark.parametrize("command", [["symbols", "list"], ["query", "SELECT 1"]])
+def test_every_subcommand_reading_a_bad_setting_prints_one_error_line(
+    tmp_path, monkeypatch, capsys, command
+):
+    from forex_assets.cli import main
+
+    monkeypatch.setenv(settings.ENV_HOME, str(tmp_path / "home[1]"))
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"error: {settings.ENV_HOME}=")
+    assert "glob character(s) [" in err[0]
+    assert not (tmp_path / "home[1]").exists()
