@@ -6,7 +6,8 @@ either whole (its process group, as `kill -9` of a terminal's job) or one of its
 processes only. Nobody cleans up in between: each next run must find and free what the
 killed ones held. Then one more run must succeed, and afterwards the home must be
 consistent: no run left in progress, every pool slot and core-ledger row free, no
-temporary file in the store, every Parquet file readable.
+temporary file in the store, every Parquet file readable, and the model folders of killed
+runs found and removed by `python -m forex_assets models orphans --delete`.
 
 Ours: that last run, after the kills. Anchor: the same run on a fresh home. Their ratio
 is what recovering costs (reaping dead runs, redoing what they left half done).
@@ -140,8 +141,15 @@ def _check_consistent(home: Path, env: dict[str, str]) -> list[str]:
     files = sorted(store.rglob("*.parquet"))
     for path in files:
         pq.read_metadata(path)  # raises on a partial or damaged file
+    orphans = [sys.executable, "-m", "forex_assets", "models", "orphans"]
+    deleted = subprocess.run(
+        [*orphans, "--delete"], env=env, cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.count("deleted: ")
+    listed = subprocess.run(orphans, env=env, cwd=REPO, capture_output=True, text=True).stdout
+    check("no orphaned model folders" in listed, f"model folders left after --delete: {listed}")
     return [
         f"runs by final status: {dict(sorted(statuses.items()))}",
+        f"`models orphans --delete` removed {deleted} model folder(s) of killed runs; none left",
         f"{len(files)} Parquet files readable, no temporary file left, all pool slots and "
         "core-ledger rows free",
     ]
