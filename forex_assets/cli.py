@@ -232,13 +232,16 @@ def query(sql: str) -> int:
 
 def catalog_rebuild() -> int:
     """Every view again from the Parquet store (after a lost catalog or a moved store)."""
-    names = _catalog().rebuild(settings.storage_root())
+    rebuilt = _catalog().rebuild(settings.storage_root())
     print(
-        f"rebuilt {len(names)} view(s) in {settings.catalog_path()} from {settings.storage_root()}"
+        f"rebuilt {len(rebuilt.views)} view(s) in {settings.catalog_path()} "
+        f"from {settings.storage_root()}"
     )
-    for name in names:
+    for name in rebuilt.views:
         print(name)
-    return 0
+    for failure in rebuilt.failures:
+        print(f"error: no view: {failure}", file=sys.stderr)
+    return 1 if rebuilt.failures else 0
 
 
 def model_orphans(delete: bool) -> int:

@@ -91,6 +91,11 @@ def test_damaged_catalog_is_rebuilt_by_one_command_and_views_on_demand(capsys):
     assert main(["query", "select 40 + count(*) as n from bars_d1"]) == 0
     queried = capsys.readouterr()
     assert "42" in queried.out and "view bars_d1 was missing" in queried.err
+    damaged = partition_file(home / "store", ["bars", "d1"], "USDJPY")
+    damaged.write_bytes(b"garbage")
+    assert main(["catalog", "rebuild"]) == 1  # reported, not passed over
+    (error,) = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"error: no view: asset bars/d1 partition USDJPY: {damaged}")
 
 
 def test_orphaned_model_folders_are_listed_and_deleted_never_a_running_one(

@@ -10,6 +10,7 @@ import polars as pl
 
 from forex_assets.resources.duckdb_catalog import DuckDBCatalogResource
 from forex_assets.storage.catalog import REBUILD_COMMAND, CatalogBusyError, CatalogError
+from forex_assets.storage.damage import StoredDataError
 from forex_assets.storage.parquet_store import partition_file, read_partition, write_frame
 
 
@@ -60,7 +61,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             return self.catalog.get_catalog(context.log.warning).register_asset(
                 Path(self.root), context.asset_key.path, partitioned=partition is not None
             )
-        except (CatalogBusyError, CatalogError, duckdb.Error, OSError) as error:
+        except (CatalogBusyError, CatalogError, StoredDataError, duckdb.Error, OSError) as error:
             where = f" partition {partition}" if partition is not None else ""
             context.log.warning(
                 f"asset {context.asset_key.to_user_string()}{where}: written to {path}, but "

@@ -28,6 +28,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,8 +36,8 @@ import duckdb
 import polars as pl
 from filelock import FileLock, Timeout
 
-from forex_assets.storage.damage import first_line
-from forex_assets.storage.parquet_store import asset_glob, stored_assets
+from forex_assets.storage.damage import StoredDataError, first_line
+from forex_assets.storage.parquet_store import asset_glob, stored_assets, unreadable_partition
 
 DEFAULT_LOCK_TIMEOUT_S = 120.0
 REGISTRY_FILE = "registry.duckdb"
@@ -59,6 +60,14 @@ class CatalogError(RuntimeError):
 
     def __init__(self, message: str):
         super().__init__(" ".join(message.split()))
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """What `DuckDBCatalog.rebuild` defined, and why each other stored asset has no view."""
+
+    views: list[str]
+    failures: list[StoredDataError | CatalogError]
 
 
 def view_name(key_path: Sequence[str]) -> str:
@@ -177,7 +186,7 @@ class DuckDBCatalog:
         with self.connect() as connection:
             name = self._define_view(connection, root, key_path, partitioned)
         if self.rebuild_marker.exists():
-            self.rebuild(root)
+            self._rebuild_and_warn(root)
         return name
 
     @staticmethod
@@ -187,25 +196,43 @@ class DuckDBCatalog:
         key_path: Sequence[str],
         partitioned: bool,
     ) -> str:
+        """Defining a view reads every partition's footer: a damaged file fails it with a
+        `StoredDataError` naming that partition (DuckDB's error names no asset)."""
         name = view_name(key_path)
         glob = asset_glob(root, key_path, partitioned).replace("'", "''")
         hive = "true" if partitioned else "false"
-        connection.execute(
-            f'CREATE OR REPLACE VIEW {_VIEWS}.main."{name}" AS SELECT * FROM read_parquet('
-            f"'{glob}', hive_partitioning = {hive}, union_by_name = true)"
-        )
+        try:
+            connection.execute(
+                f'CREATE OR REPLACE VIEW {_VIEWS}.main."{name}" AS SELECT * FROM read_parquet('
+                f"'{glob}', hive_partitioning = {hive}, union_by_name = true)"
+            )
+        except duckdb.Error as error:
+            damaged = unreadable_partition(root, key_path, partitioned)
+            if damaged is not None:
+                raise damaged from None
+            raise CatalogError(
+                f"view {name} of asset {'/'.join(key_path)} cannot be defined over {glob}: "
+                f"{first_line(error)}"
+            ) from None
         return name
 
-    def rebuild(self, root: Path) -> list[str]:
+    def rebuild(self, root: Path) -> Rebuild:
         """Recreate the view of every asset folder under `root` (after a lost or damaged
-        catalog, or moving the store); returns their names."""
+        catalog, or moving the store); an asset whose files cannot be read gets no view and
+        is reported, and does not keep the others from being defined."""
+        views, failures = [], []
         with self.connect() as connection:
-            names = [
-                self._define_view(connection, root, key_path, partitioned)
-                for key_path, partitioned in stored_assets(root).items()
-            ]
+            for key_path, partitioned in stored_assets(root).items():
+                try:
+                    views.append(self._define_view(connection, root, key_path, partitioned))
+                except (StoredDataError, CatalogError) as error:
+                    failures.append(error)
         self.rebuild_marker.unlink(missing_ok=True)
-        return names
+        return Rebuild(views, failures)
+
+    def _rebuild_and_warn(self, root: Path) -> None:
+        for failure in self.rebuild(root).failures:
+            self.warn(f"no view: {failure}")
 
     def replace_run_rows(
         self, table: str, schema: str, rows: Sequence[tuple], runs: Sequence[tuple[str, str]]
@@ -251,21 +278,21 @@ class DuckDBCatalog:
         but the catalog lacks while the store holds its asset is registered first; any
         other failure is a one-line `CatalogError`."""
         if store is not None and self.rebuild_marker.exists():
-            self.rebuild(store)
+            self._rebuild_and_warn(store)
         try:
             return self._query(sql, parameters)
         except duckdb.CatalogException as error:
             missing = _MISSING_TABLE.search(str(error))
-            stored = {view_name(k) for k in stored_assets(store)} if store is not None else set()
-            if missing is None or missing.group(1) not in stored:
-                raise self._query_error(sql, error, store) from error
-            self.warn(f"view {missing.group(1)} was missing from {self.database}; rebuilt")
-        assert store is not None
-        self.rebuild(store)
+            stored = stored_assets(store) if store is not None else {}
+            keys = {view_name(k): (k, partitioned) for k, partitioned in stored.items()}
+            if store is None or missing is None or missing.group(1) not in keys:
+                raise self._query_error(error, store) from error
+            self.register_asset(store, *keys[missing.group(1)])
+            self.warn(f"view {missing.group(1)} was missing from {self.database}; registered")
         try:
             return self._query(sql, parameters)
         except duckdb.Error as error:
-            raise self._query_error(sql, error, store) from error
+            raise self._query_error(error, store) from error
 
     def _query(self, sql: str, parameters: Sequence[object] | None) -> pl.DataFrame:
         with self.connect(read_only=True) as connection:
@@ -274,12 +301,12 @@ class DuckDBCatalog:
             except duckdb.CatalogException:
                 raise
             except duckdb.Error as error:
-                raise self._query_error(sql, error, None) from error
+                raise self._query_error(error, None) from error
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         return frame
 
-    def _query_error(self, sql: str, error: duckdb.Error, store: Path | None) -> CatalogError:
+    def _query_error(self, error: duckdb.Error, store: Path | None) -> CatalogError:
         hint = ""
         missing = _MISSING_TABLE.search(str(error))
         if missing is not None:

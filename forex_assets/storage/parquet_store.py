@@ -63,6 +63,23 @@ def read_partition(root: Path, key_path: Sequence[str], partition: str | None) -
         ) from None  # the reason is in the message; innermost, so `train` prints this line
 
 
+def unreadable_partition(
+    root: Path, key_path: Sequence[str], partitioned: bool
+) -> StoredDataError | None:
+    """The first partition file of an asset whose Parquet footer cannot be read (a check of
+    metadata only, for finding which file a scan of the whole asset failed on)."""
+    directory = asset_directory(root, key_path)
+    files = sorted(directory.glob(f"{PARTITION_COLUMN}=*/{DATA_FILE}")) if partitioned else []
+    for path in files or [directory / DATA_FILE]:
+        try:
+            pl.read_parquet_schema(path)
+        except (pl.exceptions.PolarsError, OSError) as error:
+            partition = path.parent.name.partition("=")[2] if partitioned else None
+            problem = f"cannot be read as Parquet ({first_line(error)})"
+            return StoredDataError("/".join(key_path), partition, path, problem)
+    return None
+
+
 def stored_assets(root: Path) -> dict[tuple[str, ...], bool]:
     """Every asset key with a data file under `root`, mapped to whether it is partitioned."""
     assets: dict[tuple[str, ...], bool] = {}

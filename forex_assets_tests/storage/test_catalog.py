@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from forex_assets.storage.catalog import CatalogBusyError, CatalogError, DuckDBCatalog
+from forex_assets.storage.damage import StoredDataError
 from forex_assets.storage.parquet_store import partition_file, write_frame
 
 WORKERS = 6
@@ -104,7 +105,8 @@ def test_rebuild_recreates_views_for_every_asset(tmp_path):
     write_frame(pl.DataFrame({"x": [2]}), partition_file(root, ["bars", "m5"], "USDJPY"))
     write_frame(pl.DataFrame({"y": [3]}), partition_file(root, ["summary"], None))
     catalog = DuckDBCatalog(tmp_path / "catalog.duckdb")
-    assert sorted(catalog.rebuild(root)) == ["bars_m5", "summary"]
+    rebuilt = catalog.rebuild(root)
+    assert sorted(rebuilt.views) == ["bars_m5", "summary"] and rebuilt.failures == []
     assert catalog.query("SELECT sum(x) AS s FROM bars_m5").item() == 3
     assert catalog.query("SELECT symbol FROM bars_m5 ORDER BY 1").get_column(
         "symbol"
@@ -167,7 +169,7 @@ def test_a_missing_view_is_registered_when_a_query_names_it(tmp_path):
     _store_with_bars(root)
     catalog = DuckDBCatalog(database)
     assert catalog.query("SELECT x FROM bars_m5", store=root).item() == 1
-    assert catalog.views() == ["bars_m5", "summary"]
+    assert catalog.views() == ["bars_m5"]
 
 
 def test_query_errors_are_one_line_and_name_what_exists(tmp_path):
@@ -209,3 +211,20 @@ def test_views_lost_while_writing_a_registry_are_rebuilt_by_the_next_registratio
     DuckDBCatalog(database).register_asset(root, ["summary"], partitioned=False)
     assert DuckDBCatalog(database).views() == ["bars_m5", "summary"]
     assert not DuckDBCatalog(database).rebuild_marker.exists()
+
+
+def test_a_damaged_partition_costs_its_asset_the_view_and_is_named(tmp_path):
+    root, database = tmp_path / "store", tmp_path / "catalog.duckdb"
+    _store_with_bars(root)
+    damaged = partition_file(root, ["bars", "m5"], "USDJPY")
+    write_frame(pl.DataFrame({"x": [2]}), damaged)
+    damaged.write_bytes(b"garbage" * 100)
+    catalog = DuckDBCatalog(database)
+    rebuilt = catalog.rebuild(root)
+    assert rebuilt.views == ["summary"]  # the other assets still get their views
+    (failure,) = rebuilt.failures
+    assert isinstance(failure, StoredDataError)
+    assert str(failure).startswith(f"asset bars/m5 partition USDJPY: {damaged} cannot be read")
+    assert "--select bars/m5 --partition USDJPY`" in str(failure)
+    with pytest.raises(StoredDataError, match=r"asset bars/m5 partition USDJPY"):
+        catalog.query("SELECT * FROM bars_m5", store=root)  # on demand: named the same way
