@@ -73,3 +73,16 @@ def test_view_that_cannot_be_registered_warns_and_the_step_succeeds(setup):
     (tmp_path / "registry.duckdb").unlink()  # once the catalog opens, queries find the view
     catalog = DuckDBCatalog(tmp_path / "catalog.duckdb")
     assert catalog.query("SELECT count(*) FROM prices_quotes", store=tmp_path / "store").item() == 2
+
+
+def test_damaged_sibling_partition_warns_by_name_and_the_step_succeeds(setup):
+    tmp_path, resources, instance = setup
+    sibling = tmp_path / "store" / "prices" / "quotes" / "symbol=USDJPY" / "data.parquet"
+    sibling.parent.mkdir(parents=True)
+    sibling.write_bytes(b"garbage" * 100)  # the view's scan reads it too
+    result = dg.materialize([quotes], partition_key="EURUSD", resources=resources,
+                            instance=instance)  # fmt: skip
+    assert result.success
+    warnings = [e.message for e in instance.all_logs(result.run_id) if e.level == 30]
+    assert any(f"asset prices/quotes partition USDJPY: {sibling} cannot be read" in w
+               for w in warnings)  # fmt: skip
