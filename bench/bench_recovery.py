@@ -68,22 +68,25 @@ def _home(root: Path, name: str, years: float) -> tuple[Path, dict[str, str]]:
     return home, env
 
 
-def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        command,
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start a run in its own process group, its output in `log` (a pipe nobody reads
+    would fill up and stall the run)."""
+    with log.open("w") as output:
+        return subprocess.Popen(
+            command,
+            env=env,
+            cwd=REPO,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
-def _timed_run(command: list[str], env: dict[str, str]) -> float:
+def _timed_run(command: list[str], env: dict[str, str], log: Path) -> float:
     begin = time.perf_counter()
-    process = _start(command, env)
-    stderr = process.communicate(timeout=RUN_TIMEOUT_S)[1].decode()
-    check(process.returncode == 0, f"{command[2:4]} failed: {stderr[-2000:]}")
+    process = _start(command, env, log)
+    process.wait(timeout=RUN_TIMEOUT_S)
+    check(process.returncode == 0, f"{command[2:4]} failed: {log.read_text()[-2000:]}")
     return time.perf_counter() - begin
 
 
@@ -102,16 +105,16 @@ def _kill(process: subprocess.Popen, target: str) -> bool:
     return True
 
 
-def _last_step(instance: dg.DagsterInstance) -> str:
-    """The step the latest run started last: where the kill hit."""
-    runs = instance.get_runs(limit=1)
+def _last_step(instance: dg.DagsterInstance, earlier: set[str]) -> str:
+    """The step the killed run (the one not in `earlier`) started last: where the kill hit."""
+    runs = [r for r in instance.get_runs() if r.run_id not in earlier]
     if not runs:
         return "(before the run was created)"
     started = [
         r.event_log_entry.dagster_event.step_key
-        for r in instance.get_records_for_run(runs[0].run_id).records
-        if r.event_log_entry.dagster_event is not None
-        and r.event_log_entry.dagster_event.event_type == dg.DagsterEventType.STEP_START
+        for r in instance.get_records_for_run(
+            runs[0].run_id, of_type=dg.DagsterEventType.STEP_START
+        ).records
     ]
     return started[-1] if started else "(before the first step)"
 
@@ -162,7 +165,7 @@ def run(config: BenchConfig) -> BenchResult:
     with tempfile.TemporaryDirectory(prefix="bench_recovery_") as tmp:
         root = Path(tmp)
         _, fresh_env = _home(root, "fresh", config.years)
-        clean_s = _timed_run(commands["dagster job execute"], fresh_env)
+        clean_s = _timed_run(commands["dagster job execute"], fresh_env, root / "fresh.log")
 
         home, env = _home(root, "soak", config.years)
         hits: collections.Counter[str] = collections.Counter()
@@ -170,7 +173,9 @@ def run(config: BenchConfig) -> BenchResult:
         names = list(commands)
         for kill in range(KILLS):
             name = names[kill % 2]
-            process = _start(commands[name], env)
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                earlier = {r.run_id for r in instance.get_runs()}
+            process = _start(commands[name], env, root / f"killed_{kill}.log")
             deadline = time.monotonic() + rng.uniform(1.0, 0.9 * clean_s)
             while time.monotonic() < deadline and process.poll() is None:
                 time.sleep(0.05)
@@ -178,16 +183,15 @@ def run(config: BenchConfig) -> BenchResult:
             if _kill(process, target):
                 targets[f"{name}: {target}"] += 1
                 with dg.DagsterInstance.from_config(str(home)) as instance:
-                    hits[_last_step(instance)] += 1
+                    hits[_last_step(instance, earlier)] += 1
             try:
                 process.wait(timeout=RUN_TIMEOUT_S)  # a killed worker's run goes on or fails
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
                 check(False, f"run {kill} did not end within {RUN_TIMEOUT_S} s of its kill")
-            process.stderr.close()
 
-        recovered_s = _timed_run(commands["dagster job execute"], env)
+        recovered_s = _timed_run(commands["dagster job execute"], env, root / "recovery.log")
         result.checks.extend(_check_consistent(home, env))
 
     result.rows.append(

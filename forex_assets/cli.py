@@ -143,14 +143,15 @@ def train(symbol: str) -> int:
     except UnknownSymbolError as exc:
         print(f"--symbol: {exc}", file=sys.stderr)
         return 2
-    instance = _instance()
-    if register_symbols(instance, [symbol]):
-        print(f"added {symbol} to the '{SYMBOLS_PARTITION_SET}' partitions")
     # Reconstructable, so the executor's worker processes load the same code location.
+    # Loaded first: a bad setting stops train before it registers anything.
     recon_job = ReconstructableRepository.for_module(
         "forex_assets", "defs", working_directory=os.getcwd()
     ).get_reconstructable_job(SYMBOL_PIPELINE)
     job = recon_job.get_definition()
+    instance = _instance()
+    if register_symbols(instance, [symbol]):
+        print(f"added {symbol} to the '{SYMBOLS_PARTITION_SET}' partitions")
     run = instance.create_run_for_job(
         job_def=job,
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
