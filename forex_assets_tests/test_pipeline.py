@@ -2,16 +2,20 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from forex_assets import settings
 from forex_assets.checks import MODEL_GATE
+from forex_assets.compute.core_ledger import CoreLedger, default_ledger_path
 from forex_assets.definitions import build_definitions
 from forex_assets.executor import UnknownSymbolPartitionError, ensure_symbol_partition
 from forex_assets.jobs import PAPER_TRADING_JOB, SYMBOL_PIPELINE
@@ -280,25 +284,58 @@ def test_symbol_registry_sensor_adds_configured_and_file_symbols(instance):
     assert added == {*settings.configured_symbols(), "NZDUSD"}
 
 
-def _dead_orchestrator_token() -> str:
-    """The orchestrator tag of a process that has exited."""
-    from forex_assets.processes import ProcessIdentity, process_start_time
+def _started_steps(home: Path, earlier: set[str]) -> tuple[str | None, set[str]]:
+    """The id of the run not in `earlier` (None before it exists), and its started steps."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = [r for r in instance.get_runs() if r.run_id not in earlier]
+        if not runs:
+            return None, set()
+        records = instance.get_records_for_run(
+            runs[0].run_id, of_type=dg.DagsterEventType.STEP_START
+        ).records
+        return runs[0].run_id, {r.event_log_entry.dagster_event.step_key for r in records}
 
-    process = subprocess.Popen(["sleep", "30"])
-    identity = ProcessIdentity(
-        ProcessIdentity.current().host, process.pid, process_start_time(process.pid)
-    )
-    process.kill()
-    process.wait()
-    return identity.token()
+
+def _kill_when_started(command, env, cwd, home: Path, step: str, whole: bool) -> str:
+    """Start `command`, SIGKILL it (its process group, or the worker running `step`) once
+    `step` has started, and return the killed run's id."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        earlier = {r.run_id for r in instance.get_runs()}
+    log = cwd / f"killed_at_{step}.log"  # a file: an unread pipe would fill and stall the run
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 300
+    run_id, started = None, set()
+    while step not in started:
+        assert process.poll() is None, f"{command[2]} ended before {step}: {log.read_text()}"
+        assert time.monotonic() < deadline, f"{command[2]} never reached {step}: it waits"
+        time.sleep(0.2)
+        run_id, started = _started_steps(home, earlier)
+    if whole:
+        os.killpg(process.pid, signal.SIGKILL)
+    else:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            [worker] = [
+                r.event_log_entry.dagster_event.event_specific_data.metadata["worker pid"].value
+                for r in instance.get_records_for_run(
+                    run_id, of_type=dg.DagsterEventType.STEP_WORKER_STARTING
+                ).records
+                if r.event_log_entry.dagster_event.step_key == step
+            ]
+        os.kill(worker, signal.SIGKILL)
+    process.wait(timeout=300)
+    return run_id
 
 
-def test_train_and_dagster_job_execute_share_one_home(tmp_path):
-    """The README's two ways to run the pipeline, one after the other on a fresh home,
-    with a killed run holding the `symbols` slot in between: each reuses what the other
-    left (checkpoints, partitions, catalog) and nobody waits on the dead holder."""
-    from forex_assets.instance.orchestrators import ORCHESTRATOR_TAG
-
+def test_kills_at_every_phase_then_train_and_dagster_job_execute_share_one_home(tmp_path):
+    """The README's two ways to run the pipeline on one fresh home, each killed (kill -9 of
+    its process group, or of one worker) at another phase of the run before it: every next
+    run gets to its phase without waiting on the dead holders, then a `train` and a
+    `dagster job execute` succeed one after the other, reusing what the others left
+    (checkpoints, partitions, catalog), and nothing stays held or half written."""
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
@@ -309,35 +346,37 @@ def test_train_and_dagster_job_execute_share_one_home(tmp_path):
         sys.executable, "-m", "dagster", "job", "execute", "-m", "forex_assets", "-j", SYMBOL_PIPELINE,
         "--tags", '{"dagster/partition": "AUDUSD"}',
     ]  # fmt: skip
+    kills = [  # (command, the step at whose start it dies, whole process group?)
+        (train, "bars__h4", True),
+        (execute, "features__m5", True),
+        (train, "trained_models", True),
+        (execute, "evolved_strategies", True),
+        (train, "trained_models", False),  # its worker only: the step fails, the run ends
+    ]
+    killed = [_kill_when_started(c, env, tmp_path, home, step, whole) for c, step, whole in kills]
 
-    def succeed(command: list[str]) -> str:
+    for command in (train, execute):
         result = subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
         )
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-        return result.stdout + result.stderr
 
-    succeed(train)
-    succeed(execute)
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        killed = instance.create_run_for_job(
-            job_def=build_definitions().resolve_job_def(SYMBOL_PIPELINE),
-            status=dg.DagsterRunStatus.STARTED,
-            tags={ORCHESTRATOR_TAG: _dead_orchestrator_token(), "dagster/partition": "AUDUSD"},
-        )
-        claim = instance.event_log_storage.claim_concurrency_slot(
-            "symbols", killed.run_id, "trained_models"
-        )
-        assert claim.is_claimed  # what a kill -9 during training leaves behind
-    output = succeed(train)
-    assert f"the orchestrator of run {killed.run_id}" in output
-
+        statuses = {r.run_id: r.status for r in instance.get_runs()}
+        killed_statuses = {run_id: statuses.pop(run_id) for run_id in killed}
+        assert set(killed_statuses.values()) == {dg.DagsterRunStatus.FAILURE}, killed_statuses
+        assert list(statuses.values()) == [dg.DagsterRunStatus.SUCCESS] * 2
+        storage = instance.event_log_storage
+        for key in storage.get_concurrency_keys():
+            assert storage.get_concurrency_info(key).active_slot_count == 0, key
+    assert CoreLedger(default_ledger_path(), 2).held() == 0
     store = home / ".forex_assets" / "store"
+    assert not list(store.rglob("*.tmp"))  # no partial Parquet
+    for path in store.rglob("*.parquet"):
+        pq.read_metadata(path)
     for tf in Timeframe:
         assert (store / "bars" / tf.value.lower() / "symbol=AUDUSD" / "data.parquet").exists()
-    with dg.DagsterInstance.from_config(str(home)) as fresh:
-        assert "AUDUSD" in fresh.get_dynamic_partitions(SYMBOLS_PARTITION_SET)
-        statuses = {r.dagster_run.run_id: r.dagster_run.status for r in fresh.get_run_records()}
-        assert statuses.pop(killed.run_id) == dg.DagsterRunStatus.FAILURE
-        assert list(statuses.values()) == [dg.DagsterRunStatus.SUCCESS] * 3
-        assert fresh.event_log_storage.get_concurrency_info("symbols").active_slot_count == 0
+    orphans = [*train[:3], "models", "orphans"]
+    subprocess.run([*orphans, "--delete"], env=env, cwd=tmp_path, check=True)
+    listed = subprocess.run(orphans, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert "no orphaned model folders" in listed.stdout, listed.stdout
