@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 from dataclasses import dataclass
 
 
@@ -84,3 +86,24 @@ class ProcessIdentity:
     def describe(self) -> str:
         state = {True: "alive", False: "dead", None: "on another host"}[self.alive()]
         return f"pid {self.pid} on {self.host}, {state}"
+
+
+PARENT_CHECK_S = 1.0
+
+
+def exit_with_parent() -> None:
+    """End this process within `PARENT_CHECK_S` of its parent's death.
+
+    A worker whose orchestrator (or whose step, for a nested pool) was killed must not
+    finish work nobody will collect, nor sit idle forever: its task queue never reports
+    the end while sibling workers hold the queue's other end.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()

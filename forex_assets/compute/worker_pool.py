@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from multiprocessing.context import SpawnContext, SpawnProcess
 
 from forex_assets.compute.thread_budget import apply_budget, environment_for_children, step_threads
+from forex_assets.processes import exit_with_parent
 
 
 def nested_workers(threads_per_task: int = 1, tasks: int | None = None) -> int:
@@ -28,6 +29,7 @@ def nested_workers(threads_per_task: int = 1, tasks: int | None = None) -> int:
 
 
 def _initialize_worker(threads: int) -> None:
+    exit_with_parent()
     apply_budget(threads)
 
 
@@ -60,13 +62,22 @@ def budgeted_process_pool(
     """A process pool whose workers together use at most this step's threads."""
     workers = nested_workers(threads_per_task, tasks)
     threads = max(1, min(threads_per_task, step_threads()))
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=_budgeted_spawn_context(threads),
         initializer=_initialize_worker,
         initargs=(threads,),
-    ) as pool:
+    )
+    try:
         yield pool
+    except BaseException:
+        # An interrupted (SIGTERM, Ctrl-C) or failed step must not wait for the tasks it
+        # will never collect, which plain `with pool` does.
+        for process in list(pool._processes.values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 @contextmanager

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from forex_assets.compute.thread_budget import apply_budget
+from forex_assets.processes import exit_with_parent
 
 
 @dataclass(frozen=True)
@@ -52,27 +52,11 @@ def resident_memory_bytes(pid: int | None = None) -> int:
         return 0
 
 
-PARENT_CHECK_S = 1.0
-
-
-def _exit_with_parent() -> None:
-    """A worker whose orchestrator died must not finish a long step nobody will collect."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(PARENT_CHECK_S)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
-
-
 def worker_main(
     connection: Connection, threads: int, blas_cap: int, term_event: Any, preload: Any
 ) -> None:
     """Entry point of a worker process (its environment already carries the budget)."""
-    _exit_with_parent()
+    exit_with_parent()
     apply_budget(threads, blas_cap)
     from dagster._utils.error import serializable_error_info_from_exc_info
 

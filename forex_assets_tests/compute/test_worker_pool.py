@@ -17,6 +17,7 @@ from forex_assets.compute.worker_pool import (
 
 def _report_budget(delay: float = 0.0) -> dict:
     """Runs in a pool worker: the budget it sees, from the environment and its libraries."""
+    import numpy  # noqa: F401  (loads the BLAS pool whose size the budget must set)
     import polars
     from threadpoolctl import threadpool_info
 
@@ -153,3 +154,56 @@ def test_thread_pool_size(monkeypatch, threads, tasks, expected):
     with budgeted_thread_pool(tasks) as pool:
         assert pool._max_workers == expected
         assert list(pool.map(lambda x: x * 2, range(5))) == [0, 2, 4, 6, 8]
+
+
+# ---------------------------------------------------------------- stopping
+
+
+def _alive(pid: int) -> bool:
+    from forex_assets.processes import process_alive
+
+    return process_alive(pid)
+
+
+def _wait_until_gone(pids: list[int], timeout_s: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while (left := [p for p in pids if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def test_an_interrupted_step_stops_its_pool_instead_of_waiting_for_it(step_budget):
+    step_budget(2)
+    with pytest.raises(KeyboardInterrupt), budgeted_process_pool() as pool:
+        pids = list(pool.map(_report_budget, [0.2, 0.2]))
+        pids = sorted({r["pid"] for r in pids})
+        pool.submit(time.sleep, 600)  # a task nobody will collect
+        raise KeyboardInterrupt  # what SIGINT or SIGTERM raises in the step
+    assert _wait_until_gone(pids) == []
+
+
+_ORPHANED_POOL = """
+import os, sys, time
+from forex_assets.compute.worker_pool import budgeted_process_pool
+with budgeted_process_pool() as pool:
+    pids = {pool.submit(os.getpid).result() for _ in range(8)}
+    pool.submit(time.sleep, 600)
+    print(" ".join(map(str, sorted(pids))), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_pool_workers_exit_when_their_step_is_killed(step_budget):
+    import signal
+    import subprocess
+    import sys
+
+    step_budget(2)
+    step = subprocess.Popen(
+        [sys.executable, "-c", _ORPHANED_POOL], stdout=subprocess.PIPE, text=True
+    )
+    pids = [int(p) for p in step.stdout.readline().split()]
+    assert pids and all(_alive(p) for p in pids)
+    step.send_signal(signal.SIGKILL)
+    step.wait()
+    assert _wait_until_gone(pids) == []  # none finishes its task or idles on forever
