@@ -121,6 +121,25 @@ def test_sigterm_ends_the_orchestrator_and_its_workers_within_seconds(dagster_ho
     assert CoreLedger(default_ledger_path(), 2).held() == 0
 
 
+def test_sigterm_to_a_worker_fails_its_step_and_the_run_ends(dagster_home, instance):
+    probes = Path(os.environ[PROBE_DIR_ENV])
+    orchestrator = subprocess.Popen(
+        _job_execute("crash_job"),
+        env=_env(dagster_home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker_pid = int(_wait_for_file(probes / "killable.pid"))
+    os.kill(worker_pid, signal.SIGTERM)
+    orchestrator.wait(timeout=60)  # raises if the run waits on the stopped worker
+    [run] = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    failed = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    assert [r.event_log_entry.step_key for r in failed.records] == ["killable"]
+    assert instance.event_log_storage.get_concurrency_info("tf_loads").active_slot_count == 0
+    assert CoreLedger(default_ledger_path(), 2).held() == 0
+
+
 def test_two_first_runs_on_a_fresh_home_both_succeed(dagster_home):
     """Nothing has created the instance's tables yet: both runs start at once."""
     env = _env(dagster_home)
