@@ -335,7 +335,8 @@ def test_kills_at_every_phase_then_train_and_dagster_job_execute_share_one_home(
     its process group, or of one worker) at another phase of the run before it: every next
     run gets to its phase without waiting on the dead holders, then a `train` and a
     `dagster job execute` succeed one after the other, reusing what the others left
-    (checkpoints, partitions, catalog), and nothing stays held or half written."""
+    (checkpoints, partitions, catalog); paper trading killed mid-session succeeds on the
+    next run; and nothing stays held or half written."""
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
@@ -355,17 +356,27 @@ def test_kills_at_every_phase_then_train_and_dagster_job_execute_share_one_home(
     ]
     killed = [_kill_when_started(c, env, tmp_path, home, step, whole) for c, step, whole in kills]
 
-    for command in (train, execute):
+    def succeed(command: list[str]) -> None:
         result = subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
         )
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
+    succeed(train)
+    succeed(execute)
+    gate_off = tmp_path / "gate_off.yaml"  # the sample has no edge: open the gate, as the README
+    gate_off.write_text(
+        f"ops:\n  trained_models_{MODEL_GATE}:\n    config: {{min_deflated_sharpe: 0, max_pbo: 1}}\n"
+    )
+    paper = [*execute[:8], PAPER_TRADING_JOB, *execute[9:], "-c", str(gate_off)]
+    killed.append(_kill_when_started(paper, env, tmp_path, home, "paper_trading", True))
+    succeed(paper)
+
     with dg.DagsterInstance.from_config(str(home)) as instance:
         statuses = {r.run_id: r.status for r in instance.get_runs()}
         killed_statuses = {run_id: statuses.pop(run_id) for run_id in killed}
         assert set(killed_statuses.values()) == {dg.DagsterRunStatus.FAILURE}, killed_statuses
-        assert list(statuses.values()) == [dg.DagsterRunStatus.SUCCESS] * 2
+        assert list(statuses.values()) == [dg.DagsterRunStatus.SUCCESS] * 3
         storage = instance.event_log_storage
         for key in storage.get_concurrency_keys():
             assert storage.get_concurrency_info(key).active_slot_count == 0, key
@@ -376,6 +387,7 @@ def test_kills_at_every_phase_then_train_and_dagster_job_execute_share_one_home(
         pq.read_metadata(path)
     for tf in Timeframe:
         assert (store / "bars" / tf.value.lower() / "symbol=AUDUSD" / "data.parquet").exists()
+    assert (store / "paper_trading" / "symbol=AUDUSD" / "data.parquet").exists()
     orphans = [*train[:3], "models", "orphans"]
     subprocess.run([*orphans, "--delete"], env=env, cwd=tmp_path, check=True)
     listed = subprocess.run(orphans, env=env, cwd=tmp_path, capture_output=True, text=True)
