@@ -100,6 +100,33 @@ def test_sigkilled_orchestrator_is_failed_and_freed_by_the_next_run(dagster_home
     assert CoreLedger(default_ledger_path(), 2).held() == 0
 
 
+def test_a_killed_run_reexecutes_from_its_failure_once_reaped(dagster_home, instance):
+    probes = Path(os.environ[PROBE_DIR_ENV])
+    orchestrator = subprocess.Popen(
+        _job_execute("crash_job"),
+        env=_env(dagster_home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _wait_for_file(probes / "killable.pid")
+    os.killpg(orchestrator.pid, signal.SIGKILL)
+    orchestrator.wait()
+    [killed] = instance.get_runs()
+    # What the next run, a waiting step or the daemon does: now the UI offers "From failure".
+    assert reap_dead_runs(instance, CoreLedger(default_ledger_path(), 2), print) == [killed.run_id]
+
+    (probes / "killed_once").write_text("yes")
+    options = dg.ReexecutionOptions.from_failure(killed.run_id, instance)
+    with dg.execute_job(
+        dg.reconstructable(jobs_for_tests.crash_job), instance=instance, reexecution_options=options
+    ) as again:
+        assert again.success
+        executed = {e.step_key for e in again.all_events if e.is_step_success}
+    assert "killable" in executed
+    assert instance.event_log_storage.get_concurrency_info("tf_loads").active_slot_count == 0
+
+
 def test_sigterm_ends_the_orchestrator_and_its_workers_within_seconds(dagster_home, instance):
     probes = Path(os.environ[PROBE_DIR_ENV])
     orchestrator = subprocess.Popen(
