@@ -100,16 +100,23 @@ def test_sigkilled_orchestrator_is_failed_and_freed_by_the_next_run(dagster_home
     assert CoreLedger(default_ledger_path(), 2).held() == 0
 
 
-def test_a_killed_run_reexecutes_from_its_failure_once_reaped(dagster_home, instance):
-    probes = Path(os.environ[PROBE_DIR_ENV])
+def _crash_job_in_step(dagster_home: Path) -> tuple[subprocess.Popen, int]:
+    """`dagster job execute` of crash_job in its own process group (killed whole as a
+    terminal's kill -9 would), once its step `killable` runs: (orchestrator, worker pid)."""
     orchestrator = subprocess.Popen(
         _job_execute("crash_job"),
         env=_env(dagster_home),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    _wait_for_file(probes / "killable.pid")
+    probes = Path(os.environ[PROBE_DIR_ENV])
+    return orchestrator, int(_wait_for_file(probes / "killable.pid"))
+
+
+def test_a_killed_run_reexecutes_from_its_failure_once_reaped(dagster_home, instance):
+    probes = Path(os.environ[PROBE_DIR_ENV])
+    orchestrator, _ = _crash_job_in_step(dagster_home)
     os.killpg(orchestrator.pid, signal.SIGKILL)
     orchestrator.wait()
     [killed] = instance.get_runs()
@@ -128,14 +135,7 @@ def test_a_killed_run_reexecutes_from_its_failure_once_reaped(dagster_home, inst
 
 
 def test_sigterm_ends_the_orchestrator_and_its_workers_within_seconds(dagster_home, instance):
-    probes = Path(os.environ[PROBE_DIR_ENV])
-    orchestrator = subprocess.Popen(
-        _job_execute("crash_job"),
-        env=_env(dagster_home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    worker_pid = int(_wait_for_file(probes / "killable.pid"))
+    orchestrator, worker_pid = _crash_job_in_step(dagster_home)
     orchestrator.send_signal(signal.SIGTERM)
     stderr = orchestrator.communicate(timeout=30)[1].decode()  # raises if it hangs on
     assert orchestrator.returncode != 0
@@ -149,16 +149,9 @@ def test_sigterm_ends_the_orchestrator_and_its_workers_within_seconds(dagster_ho
 
 
 def test_sigterm_to_a_worker_fails_its_step_and_the_run_ends(dagster_home, instance):
-    probes = Path(os.environ[PROBE_DIR_ENV])
-    orchestrator = subprocess.Popen(
-        _job_execute("crash_job"),
-        env=_env(dagster_home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    worker_pid = int(_wait_for_file(probes / "killable.pid"))
+    orchestrator, worker_pid = _crash_job_in_step(dagster_home)
     os.kill(worker_pid, signal.SIGTERM)
-    orchestrator.wait(timeout=60)  # raises if the run waits on the stopped worker
+    orchestrator.communicate(timeout=60)  # raises if the run waits on the stopped worker
     [run] = instance.get_runs()
     assert run.status == dg.DagsterRunStatus.FAILURE
     failed = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
