@@ -8,6 +8,7 @@ the process's start time, which a reused pid does not share.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import threading
@@ -98,7 +99,10 @@ def exit_with_parent() -> None:
     finish work nobody will collect, nor sit idle forever: its task queue never reports
     the end while sibling workers hold the queue's other end.
     """
-    parent = os.getppid()
+    # The parent that started this process, not whoever adopted it: a parent killed
+    # while this one was still starting would otherwise leave it watching init forever.
+    spawner = multiprocessing.parent_process()
+    parent = spawner.pid if spawner is not None and spawner.pid else os.getppid()
 
     def watch() -> None:
         while True:
