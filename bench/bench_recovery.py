@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from bench.harness import BenchConfig, BenchResult, BenchRow, Measurement, check
 from bench.process_tree import tree_pids
 from forex_assets.compute.core_ledger import LEDGER_ENV, CoreLedger
-from forex_assets.jobs import SYMBOL_PIPELINE
+from forex_assets.defs.jobs import SYMBOL_PIPELINE
 from forex_assets.storage.atomic import TEMP_SUFFIX
 
 DESCRIPTION = "kill -9 soak: random kills of train / dagster job execute on one home, then a run"

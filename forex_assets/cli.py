@@ -136,7 +136,7 @@ def train(symbol: str) -> int:
     from dagster._core.execution.api import execute_run
     from dagster._utils.interrupts import capture_interrupts
 
-    from forex_assets.jobs import SYMBOL_PIPELINE
+    from forex_assets.defs.jobs import SYMBOL_PIPELINE
 
     try:
         symbol = instrument_for(symbol).symbol
@@ -146,7 +146,7 @@ def train(symbol: str) -> int:
     # Reconstructable, so the executor's worker processes load the same code location.
     # Loaded first: a bad setting stops train before it registers anything.
     recon_job = ReconstructableRepository.for_module(
-        "forex_assets", "defs", working_directory=os.getcwd()
+        "forex_assets.definitions", "defs", working_directory=os.getcwd()
     ).get_reconstructable_job(SYMBOL_PIPELINE)
     job = recon_job.get_definition()
     instance = _instance()

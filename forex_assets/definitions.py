@@ -3,20 +3,19 @@
 import dagster as dg
 
 from forex_assets import settings
-from forex_assets.assets.bars import m1_bars, timeframe_bars_assets
-from forex_assets.assets.features import feature_assets
-from forex_assets.assets.models import model_assets
-from forex_assets.assets.strategies import build_strategy_assets
-from forex_assets.assets.trading import build_paper_trading
-from forex_assets.checks import build_quality_checks
-from forex_assets.executor import budgeted_executor
-from forex_assets.jobs import (
+from forex_assets.defs.assets.bars import m1_bars, timeframe_bars_assets
+from forex_assets.defs.assets.features import feature_assets
+from forex_assets.defs.assets.models import model_assets
+from forex_assets.defs.assets.strategies import build_strategy_assets
+from forex_assets.defs.assets.trading import build_paper_trading
+from forex_assets.defs.checks import build_quality_checks
+from forex_assets.defs.jobs import (
     paper_trading_job,
     refresh_features_job,
     retrain_job,
     symbol_pipeline_job,
 )
-from forex_assets.resources import (
+from forex_assets.defs.resources import (
     BarSourceResource,
     DuckDBCatalogResource,
     MarketCalendarResource,
@@ -24,8 +23,9 @@ from forex_assets.resources import (
     ParquetIOManager,
     TradingLedgerResource,
 )
-from forex_assets.schedules import daily_refresh_schedule, weekly_retrain_schedule
-from forex_assets.sensors import data_inbox_sensor, symbol_registry_sensor
+from forex_assets.defs.schedules import daily_refresh_schedule, weekly_retrain_schedule
+from forex_assets.defs.sensors import data_inbox_sensor, symbol_registry_sensor
+from forex_assets.executor import budgeted_executor
 
 
 def build_resources() -> dict[str, object]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from forex_assets import settings
-from forex_assets.jobs import REFRESH_FEATURES
+from forex_assets.defs.jobs import REFRESH_FEATURES
 from forex_assets.partitions import register_symbols
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,11 +7,11 @@ import dagster as dg
 import pytest
 
 from forex_assets import settings
-from forex_assets.assets.bars import TF_LOADS_POOL, timeframe_bars_key
-from forex_assets.assets.features import FEATURE_MATRIX, FEATURES_POOL, timeframe_features_key
-from forex_assets.checks import MODEL_GATE
+from forex_assets.compute.plan import Pool
 from forex_assets.definitions import build_definitions
-from forex_assets.jobs import PAPER_TRADING_JOB, SYMBOL_PIPELINE
+from forex_assets.defs.checks import MODEL_GATE
+from forex_assets.defs.jobs import PAPER_TRADING_JOB, SYMBOL_PIPELINE
+from forex_assets.defs.keys import FEATURE_MATRIX, timeframe_bars_key, timeframe_features_key
 from forex_assets.market.timeframes import Timeframe
 from forex_assets.partitions import SYMBOLS_PARTITION_SET
 
@@ -25,7 +25,7 @@ def test_assets_checks_and_job():
     assert len(Timeframe) == 11
     for tf in Timeframe:
         node = graph.get(timeframe_bars_key(tf))
-        assert node.pools == {TF_LOADS_POOL}
+        assert node.pools == {Pool.TF_LOADS}
         assert node.partitions_def == dg.DynamicPartitionsDefinition(name=SYMBOLS_PARTITION_SET)
         assert dg.AssetKey("m1_bars") in node.parent_keys
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
@@ -78,7 +78,7 @@ def test_feature_assets_one_step_per_timeframe_in_pool_features():
     graph = build_definitions().resolve_asset_graph()
     for tf in Timeframe:
         node = graph.get(timeframe_features_key(tf))
-        assert node.pools == {FEATURES_POOL}
+        assert node.pools == {Pool.FEATURES}
         assert node.parent_keys == {timeframe_bars_key(tf)}
     matrix = graph.get(FEATURE_MATRIX)
     higher = [tf for tf in Timeframe if tf.nominal_minutes >= Timeframe.M5.nominal_minutes]

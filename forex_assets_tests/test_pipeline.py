@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from forex_assets import settings
-from forex_assets.checks import MODEL_GATE
 from forex_assets.compute.core_ledger import CoreLedger, default_ledger_path
 from forex_assets.definitions import build_definitions
+from forex_assets.defs.checks import MODEL_GATE
+from forex_assets.defs.jobs import PAPER_TRADING_JOB, SYMBOL_PIPELINE
 from forex_assets.executor import UnknownSymbolPartitionError, ensure_symbol_partition
-from forex_assets.jobs import PAPER_TRADING_JOB, SYMBOL_PIPELINE
 from forex_assets.market.timeframes import Timeframe
 from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols
 from forex_assets.storage.catalog import DuckDBCatalog

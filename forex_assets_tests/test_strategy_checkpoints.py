@@ -8,12 +8,11 @@ import dagster as dg
 import pytest
 
 from forex_assets import settings
-from forex_assets.assets.bars import timeframe_bars_key
-from forex_assets.assets.strategies import EVOLVED_STRATEGIES
 from forex_assets.compute.thread_budget import STEP_THREADS_ENV
 from forex_assets.definitions import build_definitions
+from forex_assets.defs.jobs import SYMBOL_PIPELINE
+from forex_assets.defs.keys import EVOLVED_STRATEGIES, timeframe_bars_key
 from forex_assets.features.feature_config import FeatureSettings
-from forex_assets.jobs import SYMBOL_PIPELINE
 from forex_assets.partitions import register_symbols
 from forex_assets.strategies.search_checkpoint import DAMAGED_FOLDER, epoch_path
 

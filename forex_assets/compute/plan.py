@@ -32,12 +32,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 
 from forex_assets.compute.machine import MachineResources
 
 GiB = 2**30
 
-POOLS = ("tf_loads", "features", "symbols", "training")
+
+class Pool(StrEnum):
+    """The concurrency pools the plan sizes; steps name theirs with `pool=Pool.X`."""
+
+    TF_LOADS = "tf_loads"
+    FEATURES = "features"
+    SYMBOLS = "symbols"
+    TRAINING = "training"
+
+
+POOLS = tuple(Pool)
 # The eleven chart timeframes: one bar step and one feature step each per symbol.
 TIMEFRAMES_PER_SYMBOL = 11
 # Memory a step may use at its peak, for 2 years of M1 source data (750k rows):

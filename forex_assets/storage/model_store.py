@@ -17,7 +17,7 @@ from pathlib import Path
 
 from forex_assets.storage.damage import StoredDataError, first_line
 
-# The asset that writes the model store (`forex_assets.assets.models.TRAINED_MODELS`).
+# The asset that writes the model store (`forex_assets.defs.assets.models.TRAINED_MODELS`).
 MODEL_ASSET = "trained_models"
 ENDED_UNSUCCESSFULLY = frozenset({"FAILURE", "CANCELED"})
 

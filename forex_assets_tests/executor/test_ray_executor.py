@@ -292,8 +292,8 @@ def test_steps_run_on_ray_with_the_local_budgets(ray_head, instance, monkeypatch
 
 
 def test_the_ray_code_location_runs_every_job_on_the_budgeted_ray_executor():
+    from forex_assets.defs.jobs import PAPER_TRADING_JOB, SYMBOL_PIPELINE
     from forex_assets.executor.ray_budgets import ray_budgeted_executor
-    from forex_assets.jobs import PAPER_TRADING_JOB, SYMBOL_PIPELINE
     from forex_assets.ray_definitions import defs
 
     for name in (SYMBOL_PIPELINE, PAPER_TRADING_JOB):

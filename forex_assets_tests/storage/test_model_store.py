@@ -16,7 +16,7 @@ def _run_id() -> str:
 
 
 def test_model_asset_is_the_asset_that_writes_the_store():
-    from forex_assets.assets.models import TRAINED_MODELS
+    from forex_assets.defs.keys import TRAINED_MODELS
 
     assert TRAINED_MODELS.to_user_string() == MODEL_ASSET
 

@@ -5,8 +5,14 @@ from collections.abc import Sequence
 import dagster as dg
 import polars as pl
 
-from forex_assets.assets.bars import timeframe_bars_key
-from forex_assets.assets.markdown import markdown_table
+from forex_assets.compute.plan import Pool
+from forex_assets.defs.assets.markdown import markdown_table
+from forex_assets.defs.keys import (
+    FEATURE_MATRIX,
+    FEATURES_GROUP,
+    timeframe_bars_key,
+    timeframe_features_key,
+)
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.features.feature_matrix import (
     KEY_COLUMNS,
@@ -18,15 +24,8 @@ from forex_assets.features.indicator_set import compute_indicators
 from forex_assets.market.timeframes import Timeframe
 from forex_assets.partitions import symbol_partitions
 
-FEATURES_GROUP = "features"
-FEATURES_POOL = "features"
-FEATURE_MATRIX = dg.AssetKey("feature_matrix")
 PREVIEW_ROWS = 5
 PREVIEW_COLUMNS = 8
-
-
-def timeframe_features_key(timeframe: Timeframe) -> dg.AssetKey:
-    return dg.AssetKey(["features", timeframe.asset_name])
 
 
 def _markdown_preview(frame: pl.DataFrame, columns: Sequence[str]) -> str:
@@ -60,7 +59,7 @@ def build_timeframe_features(
         ins={"bars": dg.AssetIn(timeframe_bars_key(timeframe))},
         partitions_def=symbol_partitions,
         group_name=FEATURES_GROUP,
-        pool=FEATURES_POOL,
+        pool=Pool.FEATURES.value,
         kinds={"polars", "parquet"},
         description=(
             f"The configured indicator set on {timeframe.value} bars, float32, with "

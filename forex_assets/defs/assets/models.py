@@ -6,10 +6,20 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from forex_assets.assets.bars import timeframe_bars_key
-from forex_assets.assets.features import FEATURE_MATRIX
-from forex_assets.assets.markdown import markdown_table
 from forex_assets.code_version import code_version
+from forex_assets.compute.plan import Pool
+from forex_assets.defs.assets.markdown import markdown_table
+from forex_assets.defs.keys import (
+    CPCV_FOLDS,
+    DEFLATED_SHARPE_RATIO,
+    FEATURE_MATRIX,
+    MODELS_GROUP,
+    PBO,
+    TRAINED_MODELS,
+    VALIDATION_GROUP,
+    timeframe_bars_key,
+)
+from forex_assets.defs.resources import DuckDBCatalogResource, ModelStoreResource
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.features.feature_matrix import matrix_feature_columns
 from forex_assets.market.bar_schema import TIME
@@ -26,7 +36,6 @@ from forex_assets.models.training import (
     TrainingSettings,
 )
 from forex_assets.partitions import symbol_partitions
-from forex_assets.resources import DuckDBCatalogResource, ModelStoreResource
 from forex_assets.storage.model_ledger import ModelRecord, record_models
 from forex_assets.validation.cpcv import (
     CpcvSettings,
@@ -37,11 +46,6 @@ from forex_assets.validation.cpcv import (
     split_table,
 )
 
-VALIDATION_GROUP = "validation"
-MODELS_GROUP = "models"
-TRAINING_POOL = "training"
-CPCV_FOLDS = dg.AssetKey("cpcv_folds")
-TRAINED_MODELS = dg.AssetKey("trained_models")
 FILE_FORMATS = {
     GRADIENT_BOOSTING: "lightgbm-text",
     NEURAL_NET: "torch-state-dict+json",
@@ -191,7 +195,7 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
         },
         partitions_def=symbol_partitions,
         group_name=MODELS_GROUP,
-        pool=TRAINING_POOL,
+        pool=Pool.TRAINING.value,
         kinds={"lightgbm", "pytorch", "parquet"},
         description=(
             "LightGBM and a torch MLP trained on every CPCV split in parallel within the "
@@ -269,13 +273,13 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
                 "model_summary": dg.MetadataValue.md(markdown_table(evaluation.summary)),
                 "strategies_tried": len(evaluation.strategies),
                 "selected_strategy": judged.selected or "none",
-                "deflated_sharpe_ratio": float(deflated.dsr) if deflated else float("nan"),
+                DEFLATED_SHARPE_RATIO: float(deflated.dsr) if deflated else float("nan"),
                 "selected_sharpe_per_day": float(deflated.sharpe) if deflated else float("nan"),
                 "expected_max_sharpe_per_day": (
                     float(deflated.benchmark) if deflated else float("nan")
                 ),
                 "dsr_note": judged.dsr_note or "over every (model, threshold) strategy tried",
-                "pbo": float(judged.pbo.pbo) if judged.pbo else float("nan"),
+                PBO: float(judged.pbo.pbo) if judged.pbo else float("nan"),
                 "pbo_note": judged.pbo_note or "CSCV over daily returns of every strategy",
                 "feature_importance": dg.MetadataValue.md(_importance_table(results)),
                 "model_directory": dg.MetadataValue.path(str(run_directory)),

@@ -12,12 +12,19 @@ from collections.abc import Callable, Iterator
 import dagster as dg
 import polars as pl
 
+from forex_assets.defs.keys import (
+    DEFLATED_SHARPE_RATIO,
+    FEATURE_MATRIX,
+    M1_BARS,
+    PBO,
+    TRAINED_MODELS,
+)
+from forex_assets.defs.resources import MarketCalendarResource, ParquetIOManager
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.features.look_ahead import audit_look_ahead
 from forex_assets.market import bar_integrity
 from forex_assets.market.fx_calendar import FxCalendar
 from forex_assets.market.timeframes import Timeframe
-from forex_assets.resources import MarketCalendarResource, ParquetIOManager
 
 # Share of expected trading-hour bars below which coverage warns. Major pairs from
 # HistData/Dukascopy cover > 97 % of trading minutes; a lower share means missing files.
@@ -108,10 +115,6 @@ def _latest_metadata(
 def build_quality_checks(settings: FeatureSettings) -> list[dg.AssetChecksDefinition]:
     """Gates that guard what flows downstream: no look-ahead in the features, and a model
     that beat chance honestly before anything trades on it."""
-    # Imported here: the asset modules import this one for their bar checks.
-    from forex_assets.assets.bars import M1_BARS
-    from forex_assets.assets.features import FEATURE_MATRIX
-    from forex_assets.assets.models import TRAINED_MODELS
 
     @dg.asset_check(
         asset=FEATURE_MATRIX,
@@ -169,8 +172,8 @@ def build_quality_checks(settings: FeatureSettings) -> list[dg.AssetChecksDefini
         context: dg.AssetCheckExecutionContext, config: ModelGateConfig
     ) -> dg.AssetCheckResult:
         metadata = _latest_metadata(context, TRAINED_MODELS)
-        dsr = float(metadata.get("deflated_sharpe_ratio", math.nan))
-        pbo = float(metadata.get("pbo", math.nan))
+        dsr = float(metadata.get(DEFLATED_SHARPE_RATIO, math.nan))
+        pbo = float(metadata.get(PBO, math.nan))
         problems = []
         if config.min_deflated_sharpe > 0 and not dsr >= config.min_deflated_sharpe:
             why = metadata.get("dsr_note", "") if math.isnan(dsr) else ""
@@ -184,8 +187,8 @@ def build_quality_checks(settings: FeatureSettings) -> list[dg.AssetChecksDefini
             passed=not problems,
             severity=dg.AssetCheckSeverity.ERROR,
             metadata={
-                "deflated_sharpe_ratio": dsr,
-                "pbo": pbo,
+                DEFLATED_SHARPE_RATIO: dsr,
+                PBO: pbo,
                 "min_deflated_sharpe": config.min_deflated_sharpe,
                 "max_pbo": config.max_pbo,
                 "selected_strategy": str(metadata.get("selected_strategy", "")),

@@ -1,15 +1,20 @@
 """Jobs. `symbol_pipeline` materializes the research chain for one symbol partition;
 `refresh_features` and `retrain` split it where the schedules run them (see
-`forex_assets.schedules`); `paper_trading_job` trades the result behind its quality gate."""
+`forex_assets.defs.schedules`); `paper_trading_job` trades the result behind its quality gate."""
 
 import dagster as dg
 
-from forex_assets.assets.bars import DATA_GROUP
-from forex_assets.assets.features import FEATURES_GROUP
-from forex_assets.assets.models import MODELS_GROUP, TRAINED_MODELS, VALIDATION_GROUP
-from forex_assets.assets.strategies import STRATEGIES_GROUP
-from forex_assets.assets.trading import PAPER_TRADING, TRADING_GROUP
-from forex_assets.checks import MODEL_GATE
+from forex_assets.defs.checks import MODEL_GATE
+from forex_assets.defs.keys import (
+    DATA_GROUP,
+    FEATURES_GROUP,
+    MODELS_GROUP,
+    PAPER_TRADING,
+    STRATEGIES_GROUP,
+    TRADING_GROUP,
+    TRAINED_MODELS,
+    VALIDATION_GROUP,
+)
 
 SYMBOL_PIPELINE = "symbol_pipeline"
 MODEL_GATE_CHECK = dg.AssetCheckKey(TRAINED_MODELS, MODEL_GATE)

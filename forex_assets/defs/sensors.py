@@ -17,6 +17,8 @@ import dagster as dg
 import polars as pl
 
 from forex_assets import settings
+from forex_assets.defs.jobs import REFRESH_FEATURES, refresh_features_job
+from forex_assets.defs.resources import BarSourceResource
 from forex_assets.ingest.readers import BarFileError, FileFormat, ParsedFile, read_bar_file
 from forex_assets.ingest.sources import (
     BAR_FILE_SUFFIXES,
@@ -24,10 +26,8 @@ from forex_assets.ingest.sources import (
     _file_symbols,
     symbols_in_data_dir,
 )
-from forex_assets.jobs import REFRESH_FEATURES, refresh_features_job
 from forex_assets.market.instruments import Instrument, instrument_for
 from forex_assets.partitions import SYMBOLS_PARTITION_SET, symbol_partitions
-from forex_assets.resources import BarSourceResource
 from forex_assets.storage.atomic import atomic_write_bytes
 
 

@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import polars as pl
 
-from forex_assets.resources.duckdb_catalog import DuckDBCatalogResource
+from forex_assets.defs.resources.duckdb_catalog import DuckDBCatalogResource
 from forex_assets.storage.catalog import REBUILD_COMMAND, CatalogBusyError, CatalogError
 from forex_assets.storage.damage import StoredDataError
 from forex_assets.storage.parquet_store import partition_file, read_partition, write_frame

@@ -14,20 +14,20 @@ from dagster._core.definitions.instigation_logger import get_instigation_log_rec
 
 from forex_assets import settings
 from forex_assets.definitions import build_definitions
-from forex_assets.ingest.sample import generate_sample_m1
-from forex_assets.ingest.sources import discover_symbol_files, load_symbol_bars
-from forex_assets.jobs import REFRESH_FEATURES
-from forex_assets.market.instruments import instrument_for
-from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols
-from forex_assets.resources import BarSourceResource
-from forex_assets.resources.bar_source import FileOverrideConfig
-from forex_assets.sensors import (
+from forex_assets.defs.jobs import REFRESH_FEATURES
+from forex_assets.defs.resources import BarSourceResource
+from forex_assets.defs.resources.bar_source import FileOverrideConfig
+from forex_assets.defs.sensors import (
     INBOX_FILES_TAG,
     INBOX_SENSOR,
     REASON_SUFFIX,
     TRIGGER_TAG,
     inbox_run_key,
 )
+from forex_assets.ingest.sample import generate_sample_m1
+from forex_assets.ingest.sources import discover_symbol_files, load_symbol_bars
+from forex_assets.market.instruments import instrument_for
+from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols
 
 HISTDATA_NAME = "DAT_ASCII_EURUSD_M1_202301.csv"
 MT4_GBPJPY = (
@@ -458,7 +458,7 @@ def test_a_file_mostly_of_garbage_is_rejected_with_its_counts(inbox, instance, v
 
 
 def test_a_large_file_of_garbage_is_judged_on_its_head(inbox, instance, monkeypatch):
-    import forex_assets.sensors as sensors
+    import forex_assets.defs.sensors as sensors
 
     monkeypatch.setattr(sensors, "INBOX_HEAD_BYTES", 400)
     valid = MT4_GBPJPY.splitlines(keepends=True)[0]

@@ -9,14 +9,20 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from forex_assets.assets.bars import timeframe_bars_key
-from forex_assets.assets.markdown import markdown_table
 from forex_assets.code_version import code_version
+from forex_assets.compute.plan import Pool
+from forex_assets.defs.assets.markdown import markdown_table
+from forex_assets.defs.keys import (
+    EVOLVED_STRATEGIES,
+    STRATEGIES_GROUP,
+    STRATEGY_PORTFOLIO,
+    timeframe_bars_key,
+)
+from forex_assets.defs.resources import DuckDBCatalogResource, ModelStoreResource
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.models.evaluation import EquityCurve
 from forex_assets.models.plots import equity_png, markdown_image
 from forex_assets.partitions import symbol_partitions
-from forex_assets.resources import DuckDBCatalogResource, ModelStoreResource
 from forex_assets.storage.strategy_ledger import StrategyRecord, record_strategies
 from forex_assets.strategies.backtest import Contract, Market, TradeRules, backtest
 from forex_assets.strategies.evolution import Evolution, EvolutionSettings, evolve
@@ -26,10 +32,6 @@ from forex_assets.strategies.portfolio import select_portfolio
 from forex_assets.strategies.prop_firm import preset
 from forex_assets.strategies.regimes import adx_regimes, regime_shares
 
-STRATEGIES_GROUP = "strategies"
-TRAINING_POOL = "training"
-EVOLVED_STRATEGIES = dg.AssetKey("evolved_strategies")
-STRATEGY_PORTFOLIO = dg.AssetKey("strategy_portfolio")
 GENE_COLUMNS = [f"gene_{name}" for name in GENE_NAMES]
 
 
@@ -139,7 +141,7 @@ def build_strategy_assets(settings: FeatureSettings) -> list[dg.AssetsDefinition
         ins={"bars": dg.AssetIn(bars_key)},
         partitions_def=symbol_partitions,
         group_name=STRATEGIES_GROUP,
-        pool=TRAINING_POOL,
+        pool=Pool.TRAINING.value,
         kinds={"polars", "parquet"},
         description=(
             f"CMA-ES island search of strategy genes on {timeframe} bars under prop-firm "

@@ -7,18 +7,18 @@ import dagster as dg
 import pytest
 from dagster._utils.schedules import cron_string_iterator
 
-from forex_assets.assets.features import FEATURE_MATRIX
 from forex_assets.definitions import build_definitions
-from forex_assets.executor import budgeted_executor
-from forex_assets.jobs import REFRESH_FEATURES, RETRAIN, RETRAIN_GROUPS
-from forex_assets.market.timeframes import Timeframe
-from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols, symbol_partitions
-from forex_assets.schedules import (
+from forex_assets.defs.jobs import REFRESH_FEATURES, RETRAIN, RETRAIN_GROUPS
+from forex_assets.defs.keys import FEATURE_MATRIX
+from forex_assets.defs.schedules import (
     DAILY_REFRESH,
     SCHEDULE_TAG,
     SCHEDULED_DATE_TAG,
     WEEKLY_RETRAIN,
 )
+from forex_assets.executor import budgeted_executor
+from forex_assets.market.timeframes import Timeframe
+from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols, symbol_partitions
 
 NEW_YORK = ZoneInfo("America/New_York")
 

@@ -39,8 +39,8 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from forex_assets.assets.features import FEATURE_MATRIX
-from forex_assets.jobs import REFRESH_FEATURES, RETRAIN, refresh_features_job, retrain_job
+from forex_assets.defs.jobs import REFRESH_FEATURES, RETRAIN, refresh_features_job, retrain_job
+from forex_assets.defs.keys import FEATURE_MATRIX
 from forex_assets.partitions import SYMBOLS_PARTITION_SET, partition_key_problem
 
 NEW_YORK = "America/New_York"

@@ -5,23 +5,26 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from forex_assets.assets.bars import timeframe_bars_key
-from forex_assets.assets.markdown import markdown_table
-from forex_assets.assets.models import TRAINED_MODELS
-from forex_assets.assets.strategies import EVOLVED_STRATEGIES, GENE_COLUMNS, STRATEGY_PORTFOLIO
+from forex_assets.defs.assets.markdown import markdown_table
+from forex_assets.defs.assets.strategies import GENE_COLUMNS
+from forex_assets.defs.keys import (
+    EVOLVED_STRATEGIES,
+    PAPER_TRADING,
+    STRATEGY_PORTFOLIO,
+    TRADING_GROUP,
+    TRAINED_MODELS,
+    timeframe_bars_key,
+)
+from forex_assets.defs.resources import TradingLedgerResource
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.models.cpcv_training import BLEND
 from forex_assets.models.evaluation import EquityCurve
 from forex_assets.models.plots import equity_png, markdown_image
 from forex_assets.partitions import symbol_partitions
-from forex_assets.resources import TradingLedgerResource
 from forex_assets.strategies.prop_firm import preset
 from forex_assets.trading.paper_trading import PaperTrading, PaperTradingSettings, paper_trade
 from forex_assets.trading.risk_limits import NewsCalendar, RiskLimits
 from forex_assets.trading.sizing import SizingPolicy
-
-TRADING_GROUP = "trading"
-PAPER_TRADING = dg.AssetKey("paper_trading")
 
 
 class PaperTradingConfig(dg.Config):

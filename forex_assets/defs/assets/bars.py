@@ -5,20 +5,14 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from forex_assets.checks import bar_check_results, bar_check_specs
+from forex_assets.compute.plan import Pool
+from forex_assets.defs.checks import bar_check_results, bar_check_specs
+from forex_assets.defs.keys import DATA_GROUP, M1_BARS, timeframe_bars_key
+from forex_assets.defs.resources import BarSourceResource, MarketCalendarResource
 from forex_assets.market.bar_schema import TIME
 from forex_assets.market.resample import resample_bars
 from forex_assets.market.timeframes import Timeframe
 from forex_assets.partitions import symbol_partitions
-from forex_assets.resources import BarSourceResource, MarketCalendarResource
-
-DATA_GROUP = "data"
-M1_BARS = dg.AssetKey("m1_bars")
-TF_LOADS_POOL = "tf_loads"
-
-
-def timeframe_bars_key(timeframe: Timeframe) -> dg.AssetKey:
-    return dg.AssetKey(["bars", timeframe.asset_name])
 
 
 def _span_metadata(bars: pl.DataFrame) -> dict[str, object]:
@@ -101,7 +95,7 @@ def build_timeframe_bars(timeframe: Timeframe) -> dg.AssetsDefinition:
         ins={"m1": dg.AssetIn(M1_BARS)},
         partitions_def=symbol_partitions,
         group_name=DATA_GROUP,
-        pool=TF_LOADS_POOL,
+        pool=Pool.TF_LOADS.value,
         check_specs=bar_check_specs(key),
         kinds={"polars", "parquet"},
         description=(

@@ -5,7 +5,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from forex_assets.resources import DuckDBCatalogResource, ParquetIOManager
+from forex_assets.defs.resources import DuckDBCatalogResource, ParquetIOManager
 from forex_assets.storage.catalog import DuckDBCatalog
 
 PARTITIONS = dg.StaticPartitionsDefinition(["EURUSD"])

@@ -5,10 +5,10 @@ import math
 import dagster as dg
 import pytest
 
-from forex_assets.assets.models import TRAINED_MODELS
-from forex_assets.checks import MODEL_GATE
 from forex_assets.definitions import build_definitions
-from forex_assets.jobs import MODEL_GATE_CHECK, PAPER_TRADING_JOB
+from forex_assets.defs.checks import MODEL_GATE
+from forex_assets.defs.jobs import MODEL_GATE_CHECK, PAPER_TRADING_JOB
+from forex_assets.defs.keys import TRAINED_MODELS
 from forex_assets.partitions import register_symbols
 
 GATE_OP = f"trained_models_{MODEL_GATE}"
