@@ -69,13 +69,6 @@ class HolderState:
     status: DagsterRunStatus | None  # None: the run no longer exists
     orchestrator: ProcessIdentity | None
 
-    @property
-    def dead(self) -> bool:
-        """Holding nothing legitimately any more: ended, deleted, or orchestrator dead."""
-        if self.status is None or self.status not in IN_PROGRESS_RUN_STATUSES:
-            return True
-        return self.orchestrator is not None and self.orchestrator.alive() is False
-
     def describe(self) -> str:
         if self.status is None:
             return f"run {self.run_id} (deleted)"
