@@ -28,6 +28,17 @@ def _run(instance, job, run_config=None, **kwargs):
         return result
 
 
+def reexecute_from_failure(instance, job, run_id: str) -> set[str]:
+    """Re-execute `run_id` from its failure (the UI's Re-execute > From failure); it must
+    succeed. Returns the steps it ran."""
+    options = dg.ReexecutionOptions.from_failure(run_id, instance)
+    with dg.execute_job(
+        dg.reconstructable(job), instance=instance, reexecution_options=options
+    ) as again:
+        assert again.success
+        return {e.step_key for e in again.all_events if e.is_step_success}
+
+
 def _intervals(instance, run_id: str) -> dict[str, tuple[float, float]]:
     starts, ends = {}, {}
     for record in instance.get_records_for_run(run_id).records:
@@ -182,13 +193,7 @@ def test_killed_worker_fails_its_step_frees_its_slot_and_run_reexecutes(instance
     assert CoreLedger(default_ledger_path(), 2).held() == 0
 
     (probes / "killed_once").write_text("yes")
-    options = dg.ReexecutionOptions.from_failure(failed.run_id, instance)
-    with dg.execute_job(
-        dg.reconstructable(jobs_for_tests.crash_job), instance=instance, reexecution_options=options
-    ) as again:
-        assert again.success
-        executed = {e.step_key for e in again.all_events if e.is_step_success}
-    assert executed == {"killable"}
+    assert reexecute_from_failure(instance, jobs_for_tests.crash_job, failed.run_id) == {"killable"}
 
 
 def test_workers_are_reused_and_recycled(instance):

@@ -25,7 +25,12 @@ from forex_assets.instance.orchestrators import ORCHESTRATOR_TAG, reap_dead_runs
 from forex_assets.processes import ProcessIdentity, process_start_time
 from forex_assets_tests.executor import jobs_for_tests
 from forex_assets_tests.executor.jobs_for_tests import PROBE_DIR_ENV
-from forex_assets_tests.executor.test_budgeted_executor import _env, _job_execute, _run
+from forex_assets_tests.executor.test_budgeted_executor import (
+    _env,
+    _job_execute,
+    _run,
+    reexecute_from_failure,
+)
 
 HEAVY = {"symbols": 1, "training": 2}
 
@@ -124,13 +129,7 @@ def test_a_killed_run_reexecutes_from_its_failure_once_reaped(dagster_home, inst
     assert reap_dead_runs(instance, CoreLedger(default_ledger_path(), 2), print) == [killed.run_id]
 
     (probes / "killed_once").write_text("yes")
-    options = dg.ReexecutionOptions.from_failure(killed.run_id, instance)
-    with dg.execute_job(
-        dg.reconstructable(jobs_for_tests.crash_job), instance=instance, reexecution_options=options
-    ) as again:
-        assert again.success
-        executed = {e.step_key for e in again.all_events if e.is_step_success}
-    assert "killable" in executed
+    assert "killable" in reexecute_from_failure(instance, jobs_for_tests.crash_job, killed.run_id)
     assert instance.event_log_storage.get_concurrency_info("tf_loads").active_slot_count == 0
 
 
