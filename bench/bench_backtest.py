@@ -41,8 +41,8 @@ from bench.harness import (
 )
 from forex_assets.features.labels import cross_side
 from forex_assets.ingest.sample import generate_sample_m1
+from forex_assets.market.contract import Contract
 from forex_assets.strategies.backtest import (
-    Contract,
     Market,
     TradeRules,
     backtest,

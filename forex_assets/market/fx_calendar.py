@@ -14,11 +14,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
 import polars as pl
+
+from forex_assets.market.sessions import MINUTES_PER_DAY, US_PER_HOUR, US_PER_MINUTE, utc_offsets_us
 
 NEW_YORK = "America/New_York"
 # New York 17:00 + 7 h = 00:00 of the next trading day.
 NEW_YORK_CLOSE_SHIFT_HOURS = 7
+US_PER_DAY = MINUTES_PER_DAY * US_PER_MINUTE
+# Trading days are numbered from the epoch: day 0, 1970-01-01, was a Thursday.
+EPOCH_WEEKDAY = 3
+# The FX week: Monday 00:00 to Saturday 00:00 on the New York session clock.
+WEEK_MINUTES = 5 * MINUTES_PER_DAY
 
 
 class DayClose(StrEnum):
@@ -58,10 +66,40 @@ class FxCalendar:
             .dt.convert_time_zone("UTC")
         )
 
+    def trading_day(self, utc_us: np.ndarray) -> np.ndarray:
+        """Trading day (days since 1970-01-01 on the session clock) of int64 UTC microseconds.
+
+        With the New York close, 16:59 New York on a Tuesday is Tuesday and 17:01 is
+        Wednesday, in summer and winter time alike; 17:00:00 itself is the session clock's
+        midnight and starts the next day. Every day-keyed rule (daily loss, trades per day,
+        swap nights, daily returns) counts days with this, so they all cut where the bars do.
+        """
+        utc_us = np.asarray(utc_us, dtype=np.int64)
+        if self.day_close is DayClose.UTC_MIDNIGHT:
+            return utc_us // US_PER_DAY
+        session = (
+            utc_us + utc_offsets_us(utc_us, NEW_YORK) + NEW_YORK_CLOSE_SHIFT_HOURS * US_PER_HOUR
+        )
+        return session // US_PER_DAY
+
+    def day_open_us(self, day: np.ndarray) -> np.ndarray:
+        """UTC microseconds at which each trading day (as `trading_day` numbers it) opens."""
+        midnight = pl.Series("session", np.asarray(day, dtype=np.int64) * US_PER_DAY)
+        frame = midnight.cast(pl.Datetime("us")).to_frame()
+        return (
+            frame.select(self.from_session_clock(pl.col("session")).dt.epoch("us"))
+            .to_series()
+            .to_numpy()
+        )
+
     @property
     def week_starts_on_sunday(self) -> bool:
         """FX weeks open on Sunday evening: Monday 00:00 on the New York clock, Sunday in UTC."""
         return self.day_close is DayClose.UTC_MIDNIGHT
+
+
+# The industry convention, for callers that are not told the configured close.
+DEFAULT_CALENDAR = FxCalendar()
 
 
 def _new_york_session_clock(utc: pl.Expr) -> pl.Expr:
@@ -77,3 +115,19 @@ def in_weekend_closure(utc: pl.Expr) -> pl.Expr:
     the test DST-correct without a table of switch dates.
     """
     return _new_york_session_clock(utc).dt.weekday() >= 6
+
+
+def weekday(day: np.ndarray) -> np.ndarray:
+    """Weekday (Monday = 0) of trading-day numbers as `FxCalendar.trading_day` gives them."""
+    return (np.asarray(day, dtype=np.int64) + EPOCH_WEEKDAY) % 7
+
+
+def week_minutes(utc_us: int) -> tuple[float, float]:
+    """(minutes since the FX week opened, minutes until it closes) at one UTC instant; the
+    second is negative over the weekend. The week is a market fact (Sunday 17:00 to Friday
+    17:00 New York), whatever the configured day close."""
+    offset = int(utc_offsets_us(np.array([utc_us], dtype=np.int64), NEW_YORK)[0])
+    session_us = utc_us + offset + NEW_YORK_CLOSE_SHIFT_HOURS * US_PER_HOUR
+    day, within = divmod(session_us, US_PER_DAY)
+    since_open = int(weekday(day)) * MINUTES_PER_DAY + within / US_PER_MINUTE
+    return since_open, WEEK_MINUTES - since_open

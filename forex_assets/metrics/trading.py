@@ -5,9 +5,9 @@ compounds from 1.0, so equity after trade k is prod(1 + r_1 .. r_k). Equity is o
 at trade exits here, so every drawdown is measured at exits: open-trade excursions between
 exits are the backtest kernel's business, not something a trade list can recover.
 
-Days are FX trading days (see `fx_trading_day`): the day ends at 17:00 New York, the
-industry daily close, so a loss at 16:59 and one at 17:01 are two days' losses, as a prop
-firm's daily-loss rule counts them.
+Days are FX trading days as `forex_assets.market.fx_calendar.FxCalendar.trading_day`
+numbers them: with the default 17:00 New York close a loss at 16:59 and one at 17:01 are
+two days' losses, as a prop firm's daily-loss rule counts them.
 """
 
 from __future__ import annotations
@@ -17,13 +17,8 @@ from dataclasses import asdict, dataclass
 from itertools import pairwise
 
 import numpy as np
-import polars as pl
 
-from forex_assets.market.fx_calendar import FxCalendar
-
-_CALENDAR = FxCalendar()
-# 1970-01-01, day 0, was a Thursday; (day + 3) % 7 numbers Monday as 0.
-_EPOCH_WEEKDAY_SHIFT = 3
+from forex_assets.market.fx_calendar import weekday
 
 
 class TradeInputError(ValueError):
@@ -67,18 +62,6 @@ class TradingMetrics:
         return {name: float(value) for name, value in asdict(self).items()}
 
 
-def fx_trading_day(utc_us: np.ndarray) -> np.ndarray:
-    """FX trading day (days since 1970-01-01) of each int64 UTC microsecond timestamp.
-
-    The day is the date on the New York 17:00 session clock, so 16:59 New York on a
-    Tuesday is Tuesday and 17:01 is Wednesday, in summer and winter time alike; 17:00:00
-    itself is the session clock's midnight and starts the next day.
-    """
-    times = pl.Series("utc", np.asarray(utc_us, dtype=np.int64)).cast(pl.Datetime("us", "UTC"))
-    days = times.to_frame().select(_CALENDAR.to_session_clock(pl.col("utc")).dt.date())
-    return days.to_series().cast(pl.Int64).to_numpy()
-
-
 def daily_returns(trade_returns: np.ndarray, exit_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Compounded return of each trading day from the first exit day to the last.
 
@@ -92,8 +75,7 @@ def daily_returns(trade_returns: np.ndarray, exit_day: np.ndarray) -> tuple[np.n
     if days.size == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
     span = np.arange(days[0], days[-1] + 1, dtype=np.int64)
-    weekday = (span + _EPOCH_WEEKDAY_SHIFT) % 7 < 5
-    calendar = span[weekday | np.isin(span, days)]
+    calendar = span[(weekday(span) < 5) | np.isin(span, days)]
     growth = np.ones(calendar.size)
     np.multiply.at(growth, np.searchsorted(calendar, days), 1.0 + returns)
     return calendar, growth - 1.0
@@ -185,7 +167,7 @@ def _validated(trade_returns: np.ndarray, exit_day: np.ndarray) -> tuple[np.ndar
     if not np.issubdtype(days.dtype, np.integer):
         raise TradeInputError(
             f"exit_day has dtype {days.dtype}; pass integer trading-day numbers, e.g. "
-            "fx_trading_day(exit_time_utc_us)."
+            "FxCalendar().trading_day(exit_time_utc_us)."
         )
     if not np.isfinite(returns).all() or returns.min() <= -1.0:
         raise TradeInputError(

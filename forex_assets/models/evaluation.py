@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from forex_assets.market.fx_calendar import DEFAULT_CALENDAR, FxCalendar
 from forex_assets.metrics.classification import accuracy, log_loss, roc_auc_ovr
-from forex_assets.metrics.trading import daily_returns, fx_trading_day, trading_metrics
+from forex_assets.metrics.trading import daily_returns, trading_metrics
 from forex_assets.models.dataset import TrainingData
 from forex_assets.models.signal_trading import trade_signals
 from forex_assets.validation.overfitting import (
@@ -75,29 +76,31 @@ def evaluate_paths(
     cost: np.ndarray,
     thresholds: Sequence[float] = THRESHOLDS,
     primary: float = PRIMARY_THRESHOLD,
+    calendar: FxCalendar = DEFAULT_CALENDAR,
 ) -> Evaluation:
     """Score every model's (paths, rows, classes) probabilities; see the module docstring.
 
-    The primary threshold is always among the strategies, listed or not.
+    The primary threshold is always among the strategies, listed or not; daily returns
+    fall on `calendar`'s trading days.
     """
     thresholds = tuple(sorted({*thresholds, primary}))
     t0, t1 = np.asarray(data.t0), np.asarray(data.t1)
     classes = np.asarray(data.classes)
     trade_return = np.asarray(data.trade_return)
-    calendar = np.unique(fx_trading_day(np.concatenate([t0, t1])))
+    days_with_bars = np.unique(calendar.trading_day(np.concatenate([t0, t1])))
     rows: list[dict[str, object]] = []
     curves: list[EquityCurve] = []
     daily: dict[str, np.ndarray] = {}
     for model, proba in path_proba.items():
         for threshold in thresholds:
-            per_path_days = np.zeros((proba.shape[0], calendar.size))
+            per_path_days = np.zeros((proba.shape[0], days_with_bars.size))
             for path in range(proba.shape[0]):
                 trades = trade_signals(proba[path], t0, t1, trade_return, cost, threshold)
-                exit_day = fx_trading_day(trades.exit_us)
+                exit_day = calendar.trading_day(trades.exit_us)
                 days, returns = daily_returns(trades.returns, exit_day)
                 # Weekdays without bars (holidays) are no trading day; nothing exits there.
-                known = np.isin(days, calendar)
-                per_path_days[path, np.searchsorted(calendar, days[known])] = returns[known]
+                known = np.isin(days, days_with_bars)
+                per_path_days[path, np.searchsorted(days_with_bars, days[known])] = returns[known]
                 if threshold != primary:
                     continue
                 metrics = trading_metrics(trades.returns, exit_day)

@@ -56,8 +56,8 @@ side close, net of the round-trip commission it will pay (its liquidation value)
 side low (long) or high (short), or at its stop fill when the stop was hit. Both are in
 account currency.
 
-**Days and metrics.** Days are FX trading days (New York 17:00 close, see
-`forex_assets.metrics.trading.fx_trading_day`); each day in the data has a start equity
+**Days and metrics.** Days are FX trading days (`FxCalendar.trading_day`, the 17:00 New
+York close unless `Market.from_bars` is given another calendar); each day in the data has a start equity
 (the previous bar's `equity`, the initial equity for the first bar), a minimum (the lowest
 `equity_low` of its bars, or the start when that is lower), an end equity (its last bar's
 `equity`) and the number of trades opened on it. Metrics (see `METRIC_NAMES`), named as in
@@ -88,11 +88,16 @@ from typing import ClassVar
 
 import numpy as np
 import polars as pl
-import talib
 from numba import njit, prange
 
-from forex_assets.market.instruments import METAL_PIP_SIZES, instrument_for
-from forex_assets.metrics.trading import fx_trading_day
+from forex_assets.features.indicator_set import PriceInputs
+from forex_assets.market.contract import (
+    Contract,
+    lots_rounded_down,
+    position_pnl,
+    value_per_price_unit,
+)
+from forex_assets.market.fx_calendar import DEFAULT_CALENDAR, FxCalendar
 
 EXIT_REASONS = ("stop", "take", "trail", "max_hold", "opposite", "end")
 _STOP, _TAKE, _TRAIL, _MAX_HOLD, _OPPOSITE, _END = range(len(EXIT_REASONS))
@@ -117,12 +122,6 @@ TRADE_COLUMNS = ("entry_bar", "exit_bar", "side", "entry_price", "exit_price", "
 _REASON = len(TRADE_COLUMNS)  # the trade buffer's last column holds the exit reason code
 RULE_COLUMNS = ("stop_atr", "take_atr", "max_hold_bars", "trail_atr")
 PERIODS_PER_YEAR = 252
-# Troy ounces per 1.0 lot of the metals with one standard contract; others need contract_size=.
-METAL_CONTRACT_SIZES = {"XAU": 100.0, "XAG": 5_000.0}
-FX_CONTRACT_SIZE = 100_000.0
-ACCOUNT_CURRENCY = "USD"
-# Slack for rounding lots down: 0.3 / 0.01 is 29.999999999999996 in floating point.
-_LOT_ROUNDING_SLACK = 1e-9
 
 
 class BacktestInputError(ValueError):
@@ -141,7 +140,7 @@ class Market:
     """One instrument's bars as contiguous arrays, in time order (see the module docstring).
 
     `spread` is in price units (NaN: the contract's default); `day` is the FX trading day of
-    each bar (days since 1970-01-01, as `fx_trading_day` returns), `month` the month index
+    each bar (days since 1970-01-01, as `FxCalendar.trading_day` returns), `month` the month index
     ``year x 12 + month - 1`` of that day. `day_index` numbers the distinct days 0, 1, ...
     and `days` lists them; both are derived, so every backtest on the market reuses them.
     """
@@ -205,9 +204,12 @@ class Market:
         return self.close.size
 
     @classmethod
-    def from_bars(cls, bars: pl.DataFrame, atr_period: int = 14) -> Market:
-        """Arrays of `bars` (time in UTC, open, high, low, close, nullable spread) with a
-        TA-Lib ATR of `atr_period` bars (NaN during its warm-up)."""
+    def from_bars(
+        cls, bars: pl.DataFrame, calendar: FxCalendar = DEFAULT_CALENDAR, atr_period: int = 14
+    ) -> Market:
+        """Arrays of `bars` (time in UTC, open, high, low, close, nullable spread) with the
+        indicator registry's ATR of `atr_period` bars (NaN during its warm-up); days are
+        `calendar`'s trading days, so daily limits cut where the bars' daily close does."""
         missing = {"time", "open", "high", "low", "close", "spread"} - set(bars.columns)
         if missing:
             raise BacktestInputError(
@@ -218,102 +220,19 @@ class Market:
             raise BacktestInputError(f"atr_period={atr_period!r} must be a whole number >= 1.")
         if not bars.get_column("time").is_sorted():
             raise BacktestInputError("bars are not sorted by time; sort them by `time` first.")
-
-        def column(name: str) -> np.ndarray:
-            return bars.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
-
-        high, low, close = column("high"), column("low"), column("close")
-        day = fx_trading_day(bars.get_column("time").dt.epoch("us").to_numpy())
+        prices = PriceInputs.from_bars(bars)
+        day = calendar.trading_day(prices.time_us)
         month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) + 1970 * 12
         return cls(
-            open=column("open"),
-            high=high,
-            low=low,
-            close=close,
-            atr=talib.ATR(high, low, close, timeperiod=atr_period),
-            spread=column("spread"),
+            open=prices.open,
+            high=prices.high,
+            low=prices.low,
+            close=prices.close,
+            atr=prices.atr(atr_period),
+            spread=bars.get_column("spread").cast(pl.Float64).fill_null(np.nan).to_numpy(),
             day=day,
             month=month,
         )
-
-
-@dataclass(frozen=True)
-class Contract:
-    """What a price move is worth in the USD account, and what trading costs.
-
-    `quote_is_account`: USD is the quote currency, so P&L is ``delta x units``; otherwise
-    USD is the base (USDJPY, USDCHF) and P&L is ``delta x units / exit price``.
-    `commission_per_lot` is per round trip and 1.0 lot; lots are multiples of `lot_step`,
-    at least `min_lot`.
-    """
-
-    pip_size: float
-    contract_size: float
-    quote_is_account: bool
-    commission_per_lot: float = 7.0
-    default_spread_pips: float = 1.0
-    lot_step: float = 0.01
-    min_lot: float = 0.01
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.quote_is_account, bool | np.bool_):
-            raise BacktestInputError(
-                f"Contract.quote_is_account={self.quote_is_account!r} must be True (USD is the "
-                "quote currency) or False (USD is the base)."
-            )
-        for name in ("pip_size", "contract_size", "lot_step", "min_lot"):
-            value = getattr(self, name)
-            if not (_is_number(value) and math.isfinite(value) and value > 0):
-                raise BacktestInputError(f"Contract.{name}={value!r} must be a positive number.")
-        for name in ("commission_per_lot", "default_spread_pips"):
-            value = getattr(self, name)
-            if not (_is_number(value) and math.isfinite(value) and value >= 0):
-                raise BacktestInputError(
-                    f"Contract.{name}={value!r} must be a number >= 0: a negative cost would "
-                    "pay the strategy for trading."
-                )
-
-    @classmethod
-    def for_symbol(cls, symbol: str, **overrides: float) -> Contract:
-        """The standard contract of `symbol` for a USD account; `overrides` replace fields.
-
-        Crosses without USD (EURGBP) need a conversion rate to USD for every bar, which this
-        kernel does not take, so they are refused rather than priced wrong.
-        """
-        known = {f.name for f in fields(cls)}
-        if set(overrides) - known:
-            raise BacktestInputError(
-                f"unknown Contract fields {sorted(set(overrides) - known)}; the fields are "
-                f"{sorted(known)}."
-            )
-        instrument = instrument_for(symbol)
-        if ACCOUNT_CURRENCY not in (instrument.base, instrument.quote):
-            raise BacktestInputError(
-                f"{instrument.symbol} has no USD leg: its P&L is in {instrument.quote} and needs "
-                f"a {instrument.quote}/USD conversion rate per bar, which this backtest does not "
-                "model. Backtest a USD pair, or convert the P&L yourself."
-            )
-        metal = instrument.base in METAL_PIP_SIZES
-        if (
-            metal
-            and instrument.base not in METAL_CONTRACT_SIZES
-            and "contract_size" not in overrides
-        ):
-            raise BacktestInputError(
-                f"{instrument.symbol} has no standard contract size here; pass contract_size= "
-                "(ounces per 1.0 lot at your broker)."
-            )
-        standard = {
-            "pip_size": instrument.pip_size,
-            "contract_size": METAL_CONTRACT_SIZES.get(instrument.base, FX_CONTRACT_SIZE),
-            "quote_is_account": instrument.quote == ACCOUNT_CURRENCY,
-        }
-        return cls(**{**standard, **overrides})
-
-    def pip_value(self, price: float) -> float:
-        """USD value of a one-pip move for 1.0 lot at `price` (the rate matters for USD base)."""
-        value = self.pip_size * self.contract_size
-        return value if self.quote_is_account else value / price
 
 
 def _rule_problem(rules: np.ndarray) -> tuple[int, int, str] | None:
@@ -408,14 +327,6 @@ class BatchResult:
 # error_model="numpy": a zero divisor (a day that starts at zero equity after ruin) gives inf
 # or NaN, as in numpy, instead of raising mid-run, and no division pays for a zero check.
 @njit(cache=True, nogil=True, error_model="numpy")
-def _position_pnl(
-    side: float, entry: float, price: float, units: float, quote_is_account: bool
-) -> float:
-    gross = side * (price - entry) * units
-    return gross if quote_is_account else gross / price
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
 def _simulate(
     open_: np.ndarray,
     high: np.ndarray,
@@ -488,13 +399,10 @@ def _simulate(
                 entry_price = open_[j] + sign * half
                 stop = entry_price - sign * stop_dist
                 take = entry_price + sign * take_dist
-                per_lot = stop_dist * contract_size
-                if not quote_is_account:
-                    per_lot /= entry_price
-                steps = math.floor(
-                    risk_fraction * realized / (per_lot * lot_step) + _LOT_ROUNDING_SLACK
+                per_lot = stop_dist * value_per_price_unit(
+                    contract_size, quote_is_account, entry_price
                 )
-                lots = max(steps * lot_step, min_lot)
+                lots = max(lots_rounded_down(risk_fraction * realized / per_lot, lot_step), min_lot)
                 units = lots * contract_size
                 cost = commission_per_lot * lots
                 best = -np.inf * sign
@@ -527,10 +435,10 @@ def _simulate(
             worst = (
                 realized
                 - cost
-                + _position_pnl(sign, entry_price, worst_price, units, quote_is_account)
+                + position_pnl(sign, entry_price, worst_price, units, quote_is_account)
             )
             if reason >= 0:
-                pnl = _position_pnl(sign, entry_price, exit_price, units, quote_is_account) - cost
+                pnl = position_pnl(sign, entry_price, exit_price, units, quote_is_account) - cost
                 realized += pnl
                 equity = realized
                 if record:
@@ -573,7 +481,7 @@ def _simulate(
                 equity = (
                     realized
                     - cost
-                    + _position_pnl(sign, entry_price, c - sign * half, units, quote_is_account)
+                    + position_pnl(sign, entry_price, c - sign * half, units, quote_is_account)
                 )
         else:
             equity = realized
@@ -743,7 +651,7 @@ def _contract_args(contract: Contract) -> tuple[float | bool, ...]:
         float(contract.contract_size),
         bool(contract.quote_is_account),
         float(contract.commission_per_lot),
-        contract.default_spread_pips * contract.pip_size,
+        contract.default_spread,
         float(contract.lot_step),
         float(contract.min_lot),
     )

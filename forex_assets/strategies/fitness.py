@@ -13,9 +13,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from forex_assets.market.contract import Contract
 from forex_assets.strategies.backtest import (
     METRIC_NAMES,
-    Contract,
     Market,
     TradeRules,
     backtest,

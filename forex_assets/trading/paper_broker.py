@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from forex_assets.market.contract import Contract
+from forex_assets.market.fx_calendar import weekday
 from forex_assets.storage.sqlite import open_sqlite, write_transaction
-from forex_assets.strategies.backtest import Contract, Market
+from forex_assets.strategies.backtest import Market
 from forex_assets.trading.broker import BrokerOrder, MarketOrder, OrderStatus
-from forex_assets.trading.sizing import risk_at_stop
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS paper_orders (
@@ -47,7 +48,6 @@ CREATE TABLE IF NOT EXISTS paper_orders (
 CREATE TABLE IF NOT EXISTS paper_clock (book TEXT PRIMARY KEY, bar INTEGER NOT NULL);
 """
 _THURSDAY = 3  # weekday of the FX day after the Wednesday rollover (Monday = 0)
-_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday
 # `BrokerOrder`'s fields in order, then the book's own.
 _COLUMNS = (
     "client_order_id, symbol, side, lots, status, stop_distance, take_distance, stop_price, "
@@ -98,7 +98,7 @@ class PaperBroker:
         self.market, self.times_us, self.contract = market, np.asarray(times_us), contract
         self.slippage = slippage_pips * contract.pip_size
         self.swaps = swaps
-        default = contract.default_spread_pips * contract.pip_size
+        default = contract.default_spread
         self._half_spread = np.where(np.isnan(market.spread), default, market.spread) / 2.0
         self._connection: sqlite3.Connection | None = None
         self._pid = -1
@@ -238,14 +238,11 @@ class PaperBroker:
     def _risk(self, order: BrokerOrder) -> float:
         assert order.fill_price is not None and order.stop_price is not None
         distance = (order.fill_price - order.stop_price) * order.side
-        return risk_at_stop(self.contract, order.lots, distance, order.fill_price)
+        return self.contract.risk_at_stop(order.lots, distance, order.fill_price)
 
     def _pnl(self, order: BrokerOrder, exit_price: float, swap: float) -> float:
         assert order.fill_price is not None
-        gross = order.side * (exit_price - order.fill_price) * order.lots
-        gross *= self.contract.contract_size
-        if not self.contract.quote_is_account:
-            gross /= exit_price
+        gross = self.contract.pnl(order.side, order.fill_price, exit_price, order.lots)
         return gross - self.contract.commission_per_lot * order.lots + swap
 
     def advance(self, bar: int) -> list[BrokerOrder]:
@@ -257,7 +254,7 @@ class PaperBroker:
         changed: list[_Position] = []
         charged: list[_Position] = []  # swap booked: saved, though not a state change
         if self.swaps is not None and bar > 0 and m.day[bar] != m.day[bar - 1]:
-            nights = 3 if (m.day[bar] + _EPOCH_WEEKDAY) % 7 == _THURSDAY else 1
+            nights = 3 if weekday(m.day[bar]) == _THURSDAY else 1
             for position in self._live.values():
                 if position.order.status == OrderStatus.OPEN:
                     rate = (

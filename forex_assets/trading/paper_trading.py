@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from forex_assets.strategies.backtest import Contract, Market
+from forex_assets.market.contract import Contract
+from forex_assets.market.fx_calendar import DEFAULT_CALENDAR, FxCalendar
+from forex_assets.strategies.backtest import Market
 from forex_assets.strategies.fitness import sliced
 from forex_assets.strategies.genes import RuleInputs, signals, trade_rules
 from forex_assets.strategies.prop_firm import PropFirmRules, RuleReport, check_rules
@@ -82,10 +84,12 @@ def paper_trade(
     directory: Path,
     account: str,
     ledger_location: str | None = None,
+    calendar: FxCalendar = DEFAULT_CALENDAR,
 ) -> PaperTrading:
     """Replay the held-out bars; ledger and broker book live in `directory` (the account's
     earlier records there are replaced). `bars` are complete base-timeframe bars;
-    `blend` the blended out-of-fold probabilities (time, p_-1, p_+0, p_+1)."""
+    `blend` the blended out-of-fold probabilities (time, p_-1, p_+0, p_+1); `calendar`
+    says where the daily limits and the swap nights start a new day."""
     times = bars.get_column("time")
     start = int(times.search_sorted(holdout_start))
     if start >= bars.height - 1:
@@ -95,7 +99,7 @@ def paper_trade(
             "larger holdout_share or more data."
         )
     held_out = slice(start, bars.height)
-    market = sliced(Market.from_bars(bars), held_out)
+    market = sliced(Market.from_bars(bars, calendar), held_out)
     times_us = times.dt.epoch("us").to_numpy()[held_out]
     edge = _model_edge(times, blend)[held_out]
     threshold = settings.edge_threshold
@@ -122,7 +126,7 @@ def paper_trade(
                     float(rules[3]),
                 )
             )
-    ledger = RiskLedger(ledger_location or directory / "risk_ledger.sqlite")
+    ledger = RiskLedger(ledger_location or directory / "risk_ledger.sqlite", calendar=calendar)
     contract = Contract.for_symbol(symbol, **settings.contract_terms)
     broker = PaperBroker(
         directory / "paper_broker.sqlite",

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from forex_assets.metrics.trading import fx_trading_day
+from forex_assets.market.fx_calendar import DEFAULT_CALENDAR, FxCalendar
 from forex_assets.storage.shared_database import SharedDatabase, Transaction
 from forex_assets.storage.sqlite import DEFAULT_BUSY_TIMEOUT_S
 from forex_assets.trading.broker import Broker, BrokerOrder, OrderStatus
@@ -118,17 +118,23 @@ def _whole(value: object) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def trading_day(time_us: int) -> int:
-    return int(fx_trading_day(np.array([time_us], dtype=np.int64))[0])
-
-
 class RiskLedger:
     """One handle per process; opens its connection lazily (and again after a fork)."""
 
-    def __init__(self, location: str | Path, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S):
+    def __init__(
+        self,
+        location: str | Path,
+        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+        calendar: FxCalendar = DEFAULT_CALENDAR,
+    ):
         """`location`: a SQLite file (every process on a host), or a `postgresql://` URL
-        (processes on several hosts)."""
+        (processes on several hosts). `calendar` decides where the daily-loss, daily-peak
+        and trades-per-day rules start a new day: the same close the bars use."""
         self.database = SharedDatabase(location, _SCHEMA, busy_timeout_s)
+        self.calendar = calendar
+
+    def trading_day(self, time_us: int) -> int:
+        return int(self.calendar.trading_day(np.array([time_us], dtype=np.int64))[0])
 
     def close(self) -> None:
         self.database.close()
@@ -158,14 +164,14 @@ class RiskLedger:
     def mark(self, account: str, time_us: int, equity: float) -> None:
         """Record the account's marked equity (balance + open positions) at `time_us`."""
         with self.transaction() as db:
-            self._write_mark(db, account, trading_day(time_us), equity)
+            self._write_mark(db, account, self.trading_day(time_us), equity)
 
     def mark_open_pnl(self, account: str, time_us: int, open_pnl: float) -> None:
         """Mark the equity as the booked balance plus `open_pnl`, read and written in one
         transaction, so a close another process books meanwhile cannot be missed."""
         with self.transaction() as db:
             balance = self._account_row(db, account)[1]
-            self._write_mark(db, account, trading_day(time_us), balance + open_pnl)
+            self._write_mark(db, account, self.trading_day(time_us), balance + open_pnl)
 
     def _write_mark(self, db: Transaction, account: str, day: int, equity: float) -> None:
         self._day(db, account, day)
@@ -240,7 +246,7 @@ class RiskLedger:
 
     def account_state(self, account: str, time_us: int) -> AccountState:
         with self.transaction() as db:
-            return self.state(db, account, trading_day(time_us))
+            return self.state(db, account, self.trading_day(time_us))
 
     # -- the trade life cycle -------------------------------------------------------------
 
@@ -250,7 +256,7 @@ class RiskLedger:
         """Check and reserve in one transaction: `decide` sees the state with every other
         process's reservations counted and returns (lots, risk) or a refusal, which is
         recorded instead."""
-        day = trading_day(request.time_us)
+        day = self.trading_day(request.time_us)
         with self.transaction() as db:
             decision = decide(self.state(db, account, day))
             if isinstance(decision, Refusal):
@@ -292,7 +298,7 @@ class RiskLedger:
     def refuse(self, account: str, worker: str, request: OrderRequest, refusal: Refusal) -> None:
         """Record a refusal decided before the account was consulted (bad input, market).
         A request too broken to have a time or a side is recorded at time and side 0."""
-        day = trading_day(request.time_us) if _whole(request.time_us) else 0
+        day = self.trading_day(request.time_us) if _whole(request.time_us) else 0
         with self.transaction() as db:
             self._insert_refusal(db, account, worker, request, day, refusal)
 
@@ -388,7 +394,7 @@ class RiskLedger:
                 "state = ?, exit_price = ?, pnl = ?, closed_us = ?, exit_reason = ?, risk = 0",
                 (CLOSED, order.exit_price, pnl, time_us, order.exit_reason),
             )
-            account, day = row[0], trading_day(time_us)
+            account, day = row[0], self.trading_day(time_us)
             self._day(db, account, day)
             db.execute(
                 "UPDATE account_days SET realized_pnl = realized_pnl + ? "

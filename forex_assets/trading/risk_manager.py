@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from numbers import Integral
 
+from forex_assets.market.contract import Contract, ContractError
 from forex_assets.market.instruments import UnknownSymbolError, instrument_for
-from forex_assets.strategies.backtest import BacktestInputError, Contract
 from forex_assets.trading.risk_ledger import Reservation, RiskLedger
 from forex_assets.trading.risk_limits import NewsCalendar, RiskLimits
 from forex_assets.trading.risk_rules import (
@@ -54,7 +54,7 @@ class RiskManager:
             # One spelling everywhere: the news check, the ledger and the contract.
             request = replace(request, symbol=instrument_for(request.symbol).symbol)
             contract = self.contract(request.symbol)
-        except (UnknownSymbolError, BacktestInputError) as error:
+        except (UnknownSymbolError, ContractError) as error:
             return self._refuse(account, worker, request, Refusal("invalid_order", str(error)))
         problem = _request_problem(request)
         if problem is not None:

@@ -19,12 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forex_assets.market.sessions import (
-    MINUTES_PER_DAY,
-    US_PER_MINUTE,
-    session_flags,
-    utc_offsets_us,
-)
+from forex_assets.market.fx_calendar import week_minutes
+from forex_assets.market.sessions import US_PER_MINUTE, session_flags
 from forex_assets.trading.risk_limits import NewsCalendar, RiskLimits
 
 RULES = (
@@ -45,11 +41,6 @@ RULES = (
 )
 # Fractions this close to a limit count as equal to it (0.05 x 100,000 is not exact).
 TOLERANCE = 1e-9
-# The FX week runs Sunday 17:00 to Friday 17:00 New York: Monday 00:00 to Saturday 00:00 on
-# the session clock (New York + 7 h), whose day 0 (1970-01-01) was a Thursday.
-_SESSION_SHIFT_US = 7 * 60 * US_PER_MINUTE
-_WEEK_MINUTES = 5 * MINUTES_PER_DAY
-_EPOCH_WEEKDAY = 3
 
 
 @dataclass(frozen=True)
@@ -105,17 +96,6 @@ def drawdown_used(limits: RiskLimits, state: AccountState) -> float:
     reference = state.high_water if limits.trailing_drawdown else state.initial_equity
     total = (reference - worst) / (state.initial_equity * limits.max_total_loss)
     return float(min(1.0, max(0.0, daily, total)))
-
-
-def week_minutes(time_us: int) -> tuple[float, float]:
-    """(minutes since the FX week opened, minutes until it closes); the second is negative
-    over the weekend."""
-    offset = int(utc_offsets_us(np.array([time_us], dtype=np.int64), "America/New_York")[0])
-    session_us = time_us + offset + _SESSION_SHIFT_US
-    day, within = divmod(session_us, MINUTES_PER_DAY * US_PER_MINUTE)
-    weekday = (day + _EPOCH_WEEKDAY) % 7  # Monday = 0
-    since_open = weekday * MINUTES_PER_DAY + within / US_PER_MINUTE
-    return since_open, _WEEK_MINUTES - since_open
 
 
 def check_market(

@@ -5,8 +5,9 @@ trade the model is unsure of risks less) and with the loss room already used (an
 near its daily or total limit trades smaller, so one more loss cannot end it), and the
 lots that lose that amount at the stop are rounded *down* to the broker's lot step: the
 realised risk never exceeds the aim. What a 1.0 price move is worth per lot comes from
-the contract (`Contract.for_symbol`): the contract size for USD-quoted pairs and metals,
-divided by the price for USD-base pairs such as USDJPY, whose P&L is in yen.
+the contract (`forex_assets.market.contract`, shared with the backtest kernel): the
+contract size for USD-quoted pairs and metals, divided by the price for USD-base pairs
+such as USDJPY, whose P&L is in yen.
 """
 
 from __future__ import annotations
@@ -14,11 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from forex_assets.strategies.backtest import Contract
+from forex_assets.market.contract import LOT_ROUNDING_SLACK, Contract
 from forex_assets.trading.risk_limits import RiskConfigError
-
-# Slack for rounding lots down: 0.3 / 0.01 is 29.999999999999996 in floating point.
-_LOT_ROUNDING_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -63,18 +61,6 @@ def _finite(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def value_per_price_unit(contract: Contract, price: float) -> float:
-    """Account currency per 1.0 price move of 1.0 lot."""
-    return contract.contract_size if contract.quote_is_account else contract.contract_size / price
-
-
-def risk_at_stop(contract: Contract, lots: float, stop_distance: float, price: float) -> float:
-    """Loss of `lots` stopped out `stop_distance` from `price`, round-trip commission included."""
-    return lots * (
-        stop_distance * value_per_price_unit(contract, price) + contract.commission_per_lot
-    )
-
-
 def size_position(
     policy: SizingPolicy,
     contract: Contract,
@@ -91,15 +77,12 @@ def size_position(
     if policy.scale_by_drawdown:
         scale *= 1.0 - drawdown_used
     target = policy.risk_fraction * equity * scale
-    per_lot = risk_at_stop(contract, 1.0, stop_distance, price)
-    steps = math.floor(
-        min(target / per_lot, policy.max_lot) / contract.lot_step + _LOT_ROUNDING_SLACK
-    )
-    lots = round(steps * contract.lot_step, 10)
-    if lots < contract.min_lot - _LOT_ROUNDING_SLACK:
+    per_lot = contract.risk_at_stop(1.0, stop_distance, price)
+    lots = contract.lots_rounded_down(min(target / per_lot, policy.max_lot))
+    if lots < contract.min_lot - LOT_ROUNDING_SLACK:
         return (
             f"risking {target:,.2f} ({policy.risk_fraction:.2%} of equity {equity:,.2f} x "
             f"scale {scale:.3f}) at a stop {stop_distance:.5g} away buys {target / per_lot:.4f} "
             f"lots, below the minimum lot {contract.min_lot}."
         )
-    return PositionSize(lots, risk_at_stop(contract, lots, stop_distance, price), target)
+    return PositionSize(lots, contract.risk_at_stop(lots, stop_distance, price), target)

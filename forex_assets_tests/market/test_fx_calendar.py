@@ -1,9 +1,21 @@
 """The session clock and weekend closure, across both US DST switches."""
 
+from datetime import UTC, date, datetime
+
+import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from forex_assets.market.fx_calendar import DayClose, FxCalendar, in_weekend_closure
+from forex_assets.market.fx_calendar import (
+    DEFAULT_CALENDAR,
+    DayClose,
+    FxCalendar,
+    in_weekend_closure,
+    week_minutes,
+    weekday,
+)
 from forex_assets_tests.conftest import utc
 
 
@@ -53,3 +65,66 @@ def test_new_york_close_is_session_midnight():
     )
     assert (winter.hour, winter.minute, winter.day) == (0, 0, 10)
     assert (summer.hour, summer.minute, summer.day) == (0, 0, 10)
+
+
+def utc_us(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp()) * 1_000_000
+
+
+def day_number(day: date) -> int:
+    return (day - date(1970, 1, 1)).days
+
+
+def test_trading_day_follows_new_york_across_the_dst_switch():
+    exits = np.array(
+        [
+            utc_us(2024, 3, 8, 21, 30),  # Friday 16:30 EST: Friday
+            utc_us(2024, 3, 10, 21, 1),  # Sunday 17:01 EDT, the week's open: Monday
+            utc_us(2024, 3, 11, 21, 30),  # Monday 17:30 EDT: Tuesday
+        ]
+    )
+    expected = [date(2024, 3, 8), date(2024, 3, 11), date(2024, 3, 12)]
+    assert DEFAULT_CALENDAR.trading_day(exits).tolist() == [day_number(d) for d in expected]
+
+
+@pytest.mark.parametrize(
+    ("instant", "since_open", "to_close"),
+    [
+        (utc_us(2024, 7, 14, 21, 0), 0.0, 7_200.0),  # Sunday 17:00 EDT: the week opens
+        (utc_us(2024, 7, 15, 21, 0), 1_440.0, 5_760.0),  # Monday 17:00 EDT
+        (utc_us(2024, 7, 12, 20, 59), 7_199.0, 1.0),  # Friday 16:59 EDT
+        (utc_us(2024, 7, 13, 16, 0), 8_340.0, -1_140.0),  # Saturday 12:00 EDT: closed
+        (utc_us(2024, 7, 14, 20, 59), 10_079.0, -2_879.0),  # Sunday 16:59 EDT: still closed
+        (utc_us(2024, 1, 14, 22, 0), 0.0, 7_200.0),  # Sunday 17:00 EST
+        (utc_us(2024, 1, 12, 21, 59), 7_199.0, 1.0),  # Friday 16:59 EST
+        (utc_us(2024, 1, 10, 17, 30), 2 * 1_440 + 19.5 * 60, 7_200 - (2 * 1_440 + 19.5 * 60)),
+    ],
+)
+def test_week_minutes_on_known_instants(instant, since_open, to_close):
+    assert week_minutes(instant) == pytest.approx((since_open, to_close))
+
+
+def test_weekday_numbers_monday_as_zero():
+    assert weekday(
+        np.array([day_number(date(1970, 1, 1)), day_number(date(2024, 7, 15))])
+    ).tolist() == [3, 0]
+
+
+@pytest.mark.parametrize("close", list(DayClose))
+@given(st.integers(0, 4_000_000_000).map(lambda s: s * 1_000_000))
+def test_each_day_opens_at_its_own_first_instant(close, instant):
+    calendar = FxCalendar(close)
+    day = calendar.trading_day(np.array([instant]))
+    opens = calendar.day_open_us(day)
+    assert opens[0] <= instant
+    assert calendar.trading_day(opens).tolist() == day.tolist()
+    assert calendar.trading_day(opens - 1).tolist() == (day - 1).tolist()
+
+
+def test_utc_midnight_days_are_utc_dates():
+    instant = utc_us(
+        2024, 7, 12, 23, 30
+    )  # Friday 19:30 New York, after the close: Saturday on the New York clock
+    assert DEFAULT_CALENDAR.trading_day(np.array([instant]))[0] == day_number(date(2024, 7, 13))
+    utc_days = FxCalendar(DayClose.UTC_MIDNIGHT).trading_day(np.array([instant]))
+    assert utc_days[0] == day_number(date(2024, 7, 12))

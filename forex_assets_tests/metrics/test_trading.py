@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from forex_assets.market.fx_calendar import DEFAULT_CALENDAR
 from forex_assets.metrics.trading import (
     TradeInputError,
     TradingMetrics,
     daily_returns,
-    fx_trading_day,
     trading_metrics,
 )
 
@@ -111,7 +111,7 @@ def test_trades_at_1659_and_1701_new_york_land_on_different_days(new_york_day, u
     close -= timedelta(hours=utc_offset_hours)  # 17:00 New York in UTC
     exits = [close - timedelta(minutes=1), close + timedelta(minutes=1)]
     exit_us = np.array([int(t.timestamp()) * 1_000_000 for t in exits])
-    days = fx_trading_day(exit_us)
+    days = DEFAULT_CALENDAR.trading_day(exit_us)
     assert days.tolist() == [day_number(new_york_day), day_number(new_york_day) + 1]
     # Both exits share one UTC date: counted that way the two losses would be one day's
     # 1 - 0.97 x 0.98 = 4.94%; on the FX clock they are 3% and 2% days.
@@ -119,18 +119,6 @@ def test_trades_at_1659_and_1701_new_york_land_on_different_days(new_york_day, u
     assert trading_metrics(returns, days).worst_daily_drawdown == pytest.approx(0.03)
     same_utc_day = np.full(2, day_number(exits[0].date()))
     assert trading_metrics(returns, same_utc_day).worst_daily_drawdown == pytest.approx(0.0494)
-
-
-def test_fx_trading_day_follows_new_york_across_the_dst_switch():
-    exits = np.array(
-        [
-            utc_us(2024, 3, 8, 21, 30),  # Friday 16:30 EST: Friday
-            utc_us(2024, 3, 10, 21, 1),  # Sunday 17:01 EDT, the week's open: Monday
-            utc_us(2024, 3, 11, 21, 30),  # Monday 17:30 EDT: Tuesday
-        ]
-    )
-    expected = [date(2024, 3, 8), date(2024, 3, 11), date(2024, 3, 12)]
-    assert fx_trading_day(exits).tolist() == [day_number(d) for d in expected]
 
 
 def test_no_trades_gives_zeros_and_nans_without_raising():

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from forex_assets.metrics.trading import fx_trading_day
+from forex_assets.market.fx_calendar import DEFAULT_CALENDAR
 from forex_assets.models.dataset import TrainingData
 from forex_assets.models.evaluation import (
     PRIMARY_THRESHOLD,
@@ -71,7 +71,7 @@ def evaluation() -> Evaluation:
 
 
 def test_history_spans_about_sixty_trading_days():
-    days = np.unique(fx_trading_day(DATA.t0))
+    days = np.unique(DEFAULT_CALENDAR.trading_day(DATA.t0))
     assert 60 <= days.size <= 75
 
 

@@ -18,11 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from forex_assets.market.contract import Contract
+from forex_assets.market.fx_calendar import DayClose, FxCalendar
 from forex_assets.strategies.backtest import (
     METRIC_NAMES,
     BacktestInputError,
     BacktestResult,
-    Contract,
     Market,
     TradeRules,
     backtest,
@@ -200,7 +201,6 @@ def test_a_missing_spread_is_the_contract_default():
 def test_usdjpy_pnl_is_converted_at_the_exit_price():
     contract = Contract.for_symbol("USDJPY", commission_per_lot=0.0)
     assert (contract.pip_size, contract.quote_is_account) == (0.01, False)
-    assert contract.pip_value(150.0) == pytest.approx(0.01 * 100_000 / 150.0)
     # Stop 0.5 yen: one lot risks 0.5 x 100,000 / 150 = 333.33 USD -> 3 lots for 1,000.
     bars = [
         (150.0, 150.1, 149.9, 150.0),
@@ -224,16 +224,6 @@ def test_xauusd_has_a_100_ounce_contract():
     trade = only_trade(backtest(market(*bars, atr=5.0), signals(3, b0=1), RULES, contract))
     assert trade["lots"] == pytest.approx(2.0)
     assert trade["pnl"] == pytest.approx(2000.0, abs=1e-6)
-
-
-def test_crosses_without_usd_and_metals_without_a_standard_size_are_refused():
-    with pytest.raises(BacktestInputError, match="conversion rate"):
-        Contract.for_symbol("EURGBP")
-    with pytest.raises(BacktestInputError, match="pass contract_size="):
-        Contract.for_symbol("XPTUSD")
-    assert Contract.for_symbol("XPTUSD", contract_size=50.0).contract_size == 50.0
-    with pytest.raises(BacktestInputError, match="unknown Contract fields"):
-        Contract.for_symbol("EURUSD", comission_per_lot=1.0)
 
 
 @pytest.mark.parametrize(
@@ -297,6 +287,11 @@ def test_from_bars_dates_months_by_the_fx_day_and_computes_atr():
     assert np.isnan(m.atr[:3]).all() and m.atr[10] == pytest.approx(0.001)
     assert np.isnan(m.spread).all()
     assert m.days.size == 2 and m.day_index.tolist() == [0] + [1] * 19
+    # With daily bars cut at UTC midnight the same bars span 31 January and 1 February
+    # differently: the day changes at 00:00 UTC, the 4th bar.
+    utc_days = Market.from_bars(bars, FxCalendar(DayClose.UTC_MIDNIGHT), atr_period=3)
+    assert utc_days.day_index.tolist() == [0, 0, 0] + [1] * 17
+    assert utc_days.month[2] == 2024 * 12 + 0 and utc_days.month[3] == 2024 * 12 + 1
 
 
 def random_market(rng: np.random.Generator, n: int, bars_per_day: int = 60) -> Market:
@@ -440,5 +435,3 @@ def test_bad_inputs_are_refused_with_the_reason():
         backtest_batch(m, np.zeros((2, 3), np.int8), bad, FREE)
     with pytest.raises(BacktestInputError, match=r"rules has shape \(1, 4\) for 2 signal rows"):
         backtest_batch(m, np.zeros((2, 3), np.int8), good[:1], FREE)
-    with pytest.raises(BacktestInputError, match="contract_size"):
-        Contract(pip_size=0.0001, contract_size=0, quote_is_account=True)

@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from forex_assets.strategies.backtest import Contract, Market
+from forex_assets.market.contract import Contract
+from forex_assets.strategies.backtest import Market
 from forex_assets.strategies.evolution import EvolutionSettings, evolve
 from forex_assets.strategies.fitness import SearchData
 from forex_assets.strategies.genes import GENE_NAMES, LOWER, UPPER, RuleInputs, signals

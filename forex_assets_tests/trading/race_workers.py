@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from forex_assets.metrics.trading import fx_trading_day
-from forex_assets.strategies.backtest import Contract, Market
+from forex_assets.market.contract import Contract
+from forex_assets.market.fx_calendar import DEFAULT_CALENDAR
+from forex_assets.strategies.backtest import Market
 from forex_assets.trading.broker import MarketOrder
 from forex_assets.trading.paper_broker import PaperBroker
 from forex_assets.trading.risk_ledger import Reservation, RiskLedger
@@ -37,7 +38,7 @@ def flat_market(bars: int = 40) -> tuple[Market, np.ndarray]:
     never touched, so positions stay open and every fill is predictable."""
     times = START_US + np.arange(bars, dtype=np.int64) * MINUTE_US
     close = 1.1 + 0.00001 * (np.arange(bars) % 3)
-    day = fx_trading_day(times)
+    day = DEFAULT_CALENDAR.trading_day(times)
     month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) + 1970 * 12
     market = Market(
         open=close,

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from forex_assets.strategies.backtest import Contract
+from forex_assets.market.contract import Contract
 from forex_assets.trading.broker import OrderStatus
 from forex_assets.trading.paper_broker import PaperBroker
 from forex_assets.trading.risk_ledger import CANCELLED, FILLED, RiskLedger

@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from forex_assets.strategies.backtest import Contract, Market
+from forex_assets.market.contract import Contract
+from forex_assets.market.fx_calendar import DEFAULT_CALENDAR
+from forex_assets.strategies.backtest import Market
 from forex_assets.trading.broker import BrokerOrder, MarketOrder, OrderStatus
 from forex_assets.trading.paper_broker import PaperBroker, SwapRates
-from forex_assets.trading.risk_ledger import trading_day
 
 FREE = Contract.for_symbol("EURUSD", commission_per_lot=0.0)
 FLAT = (1.1, 1.1001, 1.0999, 1.1)
@@ -28,7 +29,11 @@ HALF = 0.0001
 EXACT = 1e-9
 MINUTE_US = 60_000_000
 T0 = int(datetime(2024, 7, 10, 12, tzinfo=UTC).timestamp()) * 1_000_000
-TUESDAY = trading_day(int(datetime(2024, 7, 9, 12, tzinfo=UTC).timestamp()) * 1_000_000)
+TUESDAY = int(
+    DEFAULT_CALENDAR.trading_day(
+        np.array([int(datetime(2024, 7, 9, 12, tzinfo=UTC).timestamp()) * 1_000_000])
+    )[0]
+)
 
 
 def bars(

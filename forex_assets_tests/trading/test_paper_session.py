@@ -17,10 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forex_assets.ingest.sample import generate_sample_m1
+from forex_assets.market.contract import Contract
 from forex_assets.market.fx_calendar import FxCalendar
 from forex_assets.market.resample import resample_bars
 from forex_assets.market.timeframes import Timeframe
-from forex_assets.strategies.backtest import Contract, Market, TradeRules, backtest
+from forex_assets.strategies.backtest import Market, TradeRules, backtest
 from forex_assets.trading.paper_broker import PaperBroker, SwapRates
 from forex_assets.trading.paper_session import PaperSession, SignalSource
 from forex_assets.trading.risk_ledger import CLOSED, COUNTED_STATES, FILLED, RiskLedger

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from forex_assets.market.fx_calendar import DayClose, FxCalendar
 from forex_assets.trading.broker import BrokerOrder, OrderStatus
 from forex_assets.trading.risk_ledger import (
     CANCELLED,
@@ -24,7 +25,6 @@ from forex_assets.trading.risk_ledger import (
     LedgerStateError,
     Reservation,
     RiskLedger,
-    trading_day,
 )
 from forex_assets.trading.risk_limits import NewsCalendar, NewsEvent, RiskLimits
 from forex_assets.trading.risk_manager import RiskManager
@@ -151,7 +151,7 @@ def test_bad_input_is_a_recorded_refusal_naming_the_field(ledger, overrides, exp
         "worker",
     )
     assert row["time_us"] == NOON
-    assert row["day"] == trading_day(NOON)
+    assert row["day"] == ledger.trading_day(NOON)
     assert ledger.intents(ACCOUNT).height == 0
 
 
@@ -208,7 +208,7 @@ def test_a_good_order_is_reserved_with_its_size_and_levels(ledger):
     assert (intent["symbol"], intent["source"], intent["side"]) == ("EURUSD", "model", 1)
     assert intent["stop_price"] == pytest.approx(1.098)
     assert intent["take_price"] == pytest.approx(1.104)
-    assert intent["day"] == trading_day(NOON)
+    assert intent["day"] == ledger.trading_day(NOON)
     state = ledger.account_state(ACCOUNT, NOON)
     assert (state.trades_today, state.open_positions) == (1, 1)
     assert state.open_risk == pytest.approx(1_000.0)
@@ -294,9 +294,10 @@ def test_fill_and_close_update_balance_streak_and_the_days_pnl(ledger):
     assert (state.open_positions, state.open_risk) == (0, 0.0)
     days = dict(zip(*ledger.days(ACCOUNT).select("day", "realized_pnl"), strict=True))
     assert days == {
-        trading_day(NOON): pytest.approx(-750.0),
-        trading_day(next_day): pytest.approx(300.0),
+        ledger.trading_day(NOON): pytest.approx(-750.0),
+        ledger.trading_day(next_day): pytest.approx(300.0),
     }
+
     intents = ledger.intents(ACCOUNT)
     assert intents["state"].to_list() == [CLOSED] * 3
     assert intents["exit_reason"].to_list() == ["stop", "stop", "take"]
@@ -459,3 +460,15 @@ def test_numpy_numbers_are_accepted_and_stored_as_plain_numbers(tmp_path):
     )
     intent = ledger.intents("acct").row(0, named=True)
     assert (intent["reserved_us"], intent["side"]) == (START_US, 1)
+
+
+def test_the_ledger_counts_days_by_its_calendar(tmp_path):
+    """22:00 UTC is 18:00 New York: the next FX day on the New York close, the same day on
+    a UTC-midnight close; the daily rules must start their day where the bars do."""
+    late = us(2024, 7, 10, 22)
+    new_york = RiskLedger(tmp_path / "ny.sqlite")
+    utc_close = RiskLedger(tmp_path / "utc.sqlite", calendar=FxCalendar(DayClose.UTC_MIDNIGHT))
+    assert new_york.trading_day(late) == new_york.trading_day(NOON) + 1
+    assert utc_close.trading_day(late) == utc_close.trading_day(NOON)
+    for ledger in (new_york, utc_close):
+        ledger.close()

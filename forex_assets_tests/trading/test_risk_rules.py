@@ -23,7 +23,6 @@ from forex_assets.trading.risk_rules import (
     check_loss_limits,
     check_market,
     drawdown_used,
-    week_minutes,
 )
 
 EURUSD_PIP = 0.0001
@@ -302,23 +301,6 @@ def test_drawdown_used_is_the_tighter_share_of_the_loss_limits(overrides, traili
 
 
 # -- the clock: week, sessions -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("instant", "since_open", "to_close"),
-    [
-        (us(2024, 7, 14, 21, 0), 0.0, 7_200.0),  # Sunday 17:00 EDT: the week opens
-        (us(2024, 7, 15, 21, 0), 1_440.0, 5_760.0),  # Monday 17:00 EDT
-        (us(2024, 7, 12, 20, 59), 7_199.0, 1.0),  # Friday 16:59 EDT
-        (us(2024, 7, 13, 16, 0), 8_340.0, -1_140.0),  # Saturday 12:00 EDT: closed
-        (us(2024, 7, 14, 20, 59), 10_079.0, -2_879.0),  # Sunday 16:59 EDT: still closed
-        (us(2024, 1, 14, 22, 0), 0.0, 7_200.0),  # Sunday 17:00 EST
-        (us(2024, 1, 12, 21, 59), 7_199.0, 1.0),  # Friday 16:59 EST
-        (us(2024, 1, 10, 17, 30), 2 * 1_440 + 19.5 * 60, 7_200 - (2 * 1_440 + 19.5 * 60)),
-    ],
-)
-def test_week_minutes_on_known_instants(instant, since_open, to_close):
-    assert week_minutes(instant) == pytest.approx((since_open, to_close))
 
 
 @pytest.mark.parametrize(

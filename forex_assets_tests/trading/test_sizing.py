@@ -12,14 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forex_assets.strategies.backtest import Contract
+from forex_assets.market.contract import Contract
 from forex_assets.trading.risk_limits import RiskConfigError
 from forex_assets.trading.sizing import (
     PositionSize,
     SizingPolicy,
-    risk_at_stop,
     size_position,
-    value_per_price_unit,
 )
 
 PLAIN = SizingPolicy(risk_fraction=0.01, scale_by_confidence=False, scale_by_drawdown=False)
@@ -44,13 +42,6 @@ def size(
 def lots_of(result: PositionSize | str) -> float:
     assert isinstance(result, PositionSize), result
     return result.lots
-
-
-def test_value_of_a_price_move_per_lot():
-    assert value_per_price_unit(free("EURUSD"), 1.1) == 100_000.0
-    assert value_per_price_unit(free("USDJPY"), 150.0) == pytest.approx(100_000 / 150)
-    assert value_per_price_unit(free("XAUUSD"), 2_000.0) == 100.0
-    assert value_per_price_unit(free("XAGUSD"), 25.0) == 5_000.0
 
 
 def test_eurusd_twenty_pip_stop():
@@ -95,7 +86,6 @@ def test_commission_is_part_of_the_risk():
     assert lots_of(result) == 4.83
     assert result.risk == pytest.approx(4.83 * 207.0)
     assert result.risk <= result.target_risk
-    assert risk_at_stop(contract, 2.0, 0.0020, 1.1) == pytest.approx(414.0)
 
 
 @pytest.mark.parametrize(("lot_step", "lots"), [(0.01, 4.83), (0.1, 4.8), (1.0, 4.0)])
@@ -227,7 +217,7 @@ def test_realised_risk_never_exceeds_the_target_and_one_more_step_would(case):
         1.0 - drawdown if policy.scale_by_drawdown else 1.0
     )
     target = policy.risk_fraction * equity * scale
-    per_lot = risk_at_stop(contract, 1.0, stop, price)
+    per_lot = contract.risk_at_stop(1.0, stop, price)
     if isinstance(result, str):
         assert min(target / per_lot, policy.max_lot) < contract.min_lot * (1 + 1e-9)
         return
@@ -236,10 +226,10 @@ def test_realised_risk_never_exceeds_the_target_and_one_more_step_would(case):
     assert result.lots <= policy.max_lot + 1e-12
     steps = result.lots / contract.lot_step
     assert abs(steps - round(steps)) < 1e-9
-    assert result.risk == pytest.approx(risk_at_stop(contract, result.lots, stop, price), rel=1e-12)
+    assert result.risk == pytest.approx(contract.risk_at_stop(result.lots, stop, price), rel=1e-12)
     assert result.risk <= target * (1 + 1e-9)
     # Rounded down, not further: one more step would break the aim or the cap.
     bigger = result.lots + contract.lot_step
-    assert risk_at_stop(contract, bigger, stop, price) > target * (1 - 1e-9) or (
+    assert contract.risk_at_stop(bigger, stop, price) > target * (1 - 1e-9) or (
         bigger > policy.max_lot * (1 - 1e-9)
     )

@@ -18,13 +18,19 @@ from forex_assets.defs.keys import (
     STRATEGY_PORTFOLIO,
     timeframe_bars_key,
 )
-from forex_assets.defs.resources import DuckDBCatalogResource, ModelStoreResource
+from forex_assets.defs.resources import (
+    DuckDBCatalogResource,
+    MarketCalendarResource,
+    ModelStoreResource,
+)
 from forex_assets.features.feature_config import FeatureSettings
+from forex_assets.market.contract import Contract
+from forex_assets.market.fx_calendar import FxCalendar
 from forex_assets.models.evaluation import EquityCurve
 from forex_assets.models.plots import equity_png, markdown_image
 from forex_assets.partitions import symbol_partitions
 from forex_assets.storage.strategy_ledger import StrategyRecord, record_strategies
-from forex_assets.strategies.backtest import Contract, Market, TradeRules, backtest
+from forex_assets.strategies.backtest import Market, TradeRules, backtest
 from forex_assets.strategies.evolution import Evolution, EvolutionSettings, evolve
 from forex_assets.strategies.fitness import SearchData
 from forex_assets.strategies.genes import GENE_NAMES, RuleInputs, describe, signals, trade_rules
@@ -53,9 +59,11 @@ class PortfolioConfig(dg.Config):
     max_strategies: int = 20
 
 
-def _search_data(bars: pl.DataFrame, symbol: str, prop_firm: str, risk: float) -> SearchData:
+def _search_data(
+    bars: pl.DataFrame, symbol: str, prop_firm: str, risk: float, calendar: FxCalendar
+) -> SearchData:
     return SearchData(
-        Market.from_bars(bars),
+        Market.from_bars(bars, calendar),
         RuleInputs.from_bars(bars),
         Contract.for_symbol(symbol),
         preset(prop_firm),
@@ -157,11 +165,14 @@ def build_strategy_assets(settings: FeatureSettings) -> list[dg.AssetsDefinition
         config: EvolutionConfig,
         model_store: ModelStoreResource,
         duckdb_catalog: DuckDBCatalogResource,
+        market_calendar: MarketCalendarResource,
         bars: pl.DataFrame,
     ) -> dg.Output:
         symbol = context.partition_key
         complete = bars.filter(pl.col("complete"))
-        data = _search_data(complete, symbol, config.prop_firm, config.risk_fraction)
+        data = _search_data(
+            complete, symbol, config.prop_firm, config.risk_fraction, market_calendar.calendar
+        )
         evolution = evolve(
             data,
             EvolutionSettings(

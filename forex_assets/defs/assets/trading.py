@@ -1,7 +1,6 @@
 """Trading: the held-out period replayed through the risk manager and a paper broker."""
 
 import dagster as dg
-import numpy as np
 import polars as pl
 from pydantic import Field
 
@@ -15,8 +14,9 @@ from forex_assets.defs.keys import (
     TRAINED_MODELS,
     timeframe_bars_key,
 )
-from forex_assets.defs.resources import TradingLedgerResource
+from forex_assets.defs.resources import MarketCalendarResource, TradingLedgerResource
 from forex_assets.features.feature_config import FeatureSettings
+from forex_assets.market.fx_calendar import FxCalendar
 from forex_assets.models.cpcv_training import BLEND
 from forex_assets.models.evaluation import EquityCurve
 from forex_assets.models.plots import equity_png, markdown_image
@@ -123,9 +123,11 @@ def _source_table(paper: PaperTrading) -> str:
     return markdown_table(table)
 
 
-def _equity_plot(paper: PaperTrading, symbol: str, initial_equity: float) -> str:
+def _equity_plot(
+    paper: PaperTrading, symbol: str, initial_equity: float, calendar: FxCalendar
+) -> str:
     daily = paper.daily
-    days_us = daily.get_column("day").to_numpy().astype(np.int64) * 86_400_000_000
+    days_us = calendar.day_open_us(daily.get_column("day").to_numpy())
     curve = EquityCurve(
         "paper account", 0, days_us, daily.get_column("end_equity").to_numpy() / initial_equity
     )
@@ -160,6 +162,7 @@ def build_paper_trading(settings: FeatureSettings) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         config: PaperTradingConfig,
         trading_ledger: TradingLedgerResource,
+        market_calendar: MarketCalendarResource,
         bars: pl.DataFrame,
         models: pl.DataFrame,
         strategies: pl.DataFrame,
@@ -175,6 +178,7 @@ def build_paper_trading(settings: FeatureSettings) -> dg.AssetsDefinition:
                 f"trained models hold paths {paths}. Pick one of them."
             )
         directory = trading_ledger.path()
+        calendar = market_calendar.calendar
         paper = paper_trade(
             symbol,
             bars.filter(pl.col("complete")),
@@ -185,6 +189,7 @@ def build_paper_trading(settings: FeatureSettings) -> dg.AssetsDefinition:
             directory,
             account,
             trading_ledger.ledger_location(),
+            calendar,
         )
         intents, daily = paper.intents, paper.daily
         closed = intents.filter(pl.col("state") == "closed")
@@ -218,7 +223,9 @@ def build_paper_trading(settings: FeatureSettings) -> dg.AssetsDefinition:
                 "prop_firm_verdict": paper.verdict.describe(),
                 "refusal_reasons": dg.MetadataValue.md(_refusal_table(paper)),
                 "sources_table": dg.MetadataValue.md(_source_table(paper)),
-                "equity": dg.MetadataValue.md(_equity_plot(paper, symbol, config.initial_equity)),
+                "equity": dg.MetadataValue.md(
+                    _equity_plot(paper, symbol, config.initial_equity, calendar)
+                ),
             },
         )
 
