@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from forex_assets.market.contract import Contract
+from forex_assets.prop_firms.challenge import RuleReport, check_rules, check_rules_batch
+from forex_assets.prop_firms.rules import PropFirmRules
 from forex_assets.strategies.backtest import (
     METRIC_NAMES,
     Market,
@@ -21,19 +23,13 @@ from forex_assets.strategies.backtest import (
     backtest,
     backtest_batch,
 )
+from forex_assets.strategies.challenge_score import prop_firm_score
 from forex_assets.strategies.genes import (
     RuleInputs,
     check_population,
     from_unit,
     signals,
     trade_rules,
-)
-from forex_assets.strategies.prop_firm import (
-    PropFirmRules,
-    RuleReport,
-    check_rules,
-    check_rules_batch,
-    prop_firm_score,
 )
 
 SHARPE = METRIC_NAMES.index("sharpe")

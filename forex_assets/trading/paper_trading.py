@@ -19,10 +19,11 @@ import polars as pl
 
 from forex_assets.market.contract import Contract
 from forex_assets.market.fx_calendar import DEFAULT_CALENDAR, FxCalendar
+from forex_assets.prop_firms.challenge import RuleReport, check_rules
+from forex_assets.prop_firms.rules import PropFirmRules
 from forex_assets.strategies.backtest import Market
 from forex_assets.strategies.fitness import sliced
 from forex_assets.strategies.genes import RuleInputs, signals, trade_rules
-from forex_assets.strategies.prop_firm import PropFirmRules, RuleReport, check_rules
 from forex_assets.trading.paper_broker import PaperBroker, SwapRates
 from forex_assets.trading.paper_session import PaperSession, SessionSummary, SignalSource
 from forex_assets.trading.risk_ledger import RiskLedger

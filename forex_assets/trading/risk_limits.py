@@ -17,7 +17,7 @@ from pathlib import Path
 
 from forex_assets.market.instruments import CURRENCIES
 from forex_assets.market.sessions import SESSIONS
-from forex_assets.strategies.prop_firm import PropFirmRules
+from forex_assets.prop_firms.rules import PropFirmRules
 
 US_PER_MINUTE = 60_000_000
 

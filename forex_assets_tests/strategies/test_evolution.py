@@ -9,12 +9,12 @@ import polars as pl
 import pytest
 
 from forex_assets.market.contract import Contract
+from forex_assets.prop_firms.registry import preset
 from forex_assets.strategies.backtest import Market
 from forex_assets.strategies.evolution import EvolutionSettings, evolve
 from forex_assets.strategies.fitness import SearchData
 from forex_assets.strategies.genes import GENE_NAMES, LOWER, UPPER, RuleInputs, signals
 from forex_assets.strategies.islands import IslandSettings, island_search
-from forex_assets.strategies.prop_firm import preset
 
 SEARCHED = ("rsi_low", "rsi_high")
 PLANTED = {"rsi_low": 30.0, "rsi_high": 70.0}

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from forex_assets.strategies.prop_firm import PRESETS, PropFirmRules, preset
+from forex_assets.prop_firms.registry import PRESETS, preset
+from forex_assets.prop_firms.rules import PropFirmRules
 from forex_assets.trading.risk_limits import (
     NewsCalendar,
     NewsEvent,

@@ -29,13 +29,13 @@ from forex_assets.market.fx_calendar import FxCalendar
 from forex_assets.models.evaluation import EquityCurve
 from forex_assets.models.plots import equity_png, markdown_image
 from forex_assets.partitions import symbol_partitions
+from forex_assets.prop_firms.registry import preset
 from forex_assets.storage.strategy_ledger import StrategyRecord, record_strategies
 from forex_assets.strategies.backtest import Market, TradeRules, backtest
 from forex_assets.strategies.evolution import Evolution, EvolutionSettings, evolve
 from forex_assets.strategies.fitness import SearchData
 from forex_assets.strategies.genes import GENE_NAMES, RuleInputs, describe, signals, trade_rules
 from forex_assets.strategies.portfolio import select_portfolio
-from forex_assets.strategies.prop_firm import preset
 from forex_assets.strategies.regimes import adx_regimes, regime_shares
 
 GENE_COLUMNS = [f"gene_{name}" for name in GENE_NAMES]

@@ -21,7 +21,7 @@ from forex_assets.models.cpcv_training import BLEND
 from forex_assets.models.evaluation import EquityCurve
 from forex_assets.models.plots import equity_png, markdown_image
 from forex_assets.partitions import symbol_partitions
-from forex_assets.strategies.prop_firm import preset
+from forex_assets.prop_firms.registry import preset
 from forex_assets.trading.paper_trading import PaperTrading, PaperTradingSettings, paper_trade
 from forex_assets.trading.risk_limits import NewsCalendar, RiskLimits
 from forex_assets.trading.sizing import SizingPolicy

@@ -1,4 +1,4 @@
-"""Prop-firm challenge rules as data, a checker for daily equity, and a fitness for search.
+"""The prop-firm checker: replay daily equity against a firm's rules, as the firm would.
 
 A prop firm funds a trader who passes a challenge: reach a profit target without breaking
 loss limits, trading on enough days. `PropFirmRules` holds one firm's terms; `check_rules`
@@ -26,126 +26,20 @@ quite ``100,000 x 1.1`` in floating point, yet a firm counts it as 10%). Evaluat
 at the first breach or the pass, as the firm's does: a breach on the day the target is
 reached fails the challenge, a loss after the pass does not count. When one day breaks
 several rules, the breach named is the first in `BREACH_RULES` order.
-
-`prop_firm_score` turns a report into one number for an optimizer (higher is better).
 """
 
 from __future__ import annotations
 
-import difflib
 import math
-from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
 
+from forex_assets.prop_firms.rules import PropFirmRules
+
 BREACH_RULES = ("daily_loss_limit", "max_total_loss", "max_trades_per_day")
 TOLERANCE = 1e-9  # fractions this close to a limit or the target count as equal to it
-_FRACTIONS = ("daily_loss_limit", "max_total_loss", "profit_target")
-
-
-def _is_whole(value: object) -> bool:
-    """An int that is not a bool (True is an int to Python, never a count to a config)."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-class PropFirmConfigError(ValueError):
-    """Prop-firm rules that cannot be checked; the message names the setting and value."""
-
-
-@dataclass(frozen=True)
-class PropFirmRules:
-    """One firm's challenge terms; fractions are of equity (0.05 = 5%)."""
-
-    name: str
-    daily_loss_limit: float
-    max_total_loss: float
-    profit_target: float
-    min_trading_days: int
-    max_trades_per_day: int | None = None
-    trailing_drawdown: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise PropFirmConfigError(
-                f"name={self.name!r} must be a non-empty string: reports and logs name the "
-                "rules by it."
-            )
-        for field in _FRACTIONS:
-            value = getattr(self, field)
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not number or not 0 <= value < 1:
-                raise PropFirmConfigError(
-                    f"{self.name}: {field}={value!r} must be a fraction in [0, 1), e.g. 0.05 "
-                    "for 5%: a negative limit is broken before the first trade and one of "
-                    "100% or more can never bind."
-                )
-        value = self.min_trading_days
-        if not _is_whole(value) or value < 0:
-            raise PropFirmConfigError(
-                f"{self.name}: min_trading_days={value!r} must be a whole number of days >= 0."
-            )
-        value = self.max_trades_per_day
-        if value is not None and (not _is_whole(value) or value < 1):
-            raise PropFirmConfigError(
-                f"{self.name}: max_trades_per_day={value!r} must be a whole number >= 1, or "
-                "None for no limit: a limit of 0 forbids trading."
-            )
-        if not isinstance(self.trailing_drawdown, bool):
-            raise PropFirmConfigError(
-                f"{self.name}: trailing_drawdown={self.trailing_drawdown!r} must be true or false."
-            )
-
-
-#: Typical published terms of common challenges; check your firm's current rules, which
-#: change, before relying on one.
-PRESETS: dict[str, PropFirmRules] = {
-    rules.name: rules
-    for rules in (
-        PropFirmRules("ftmo_challenge", 0.05, 0.10, 0.10, 4),
-        PropFirmRules("ftmo_verification", 0.05, 0.10, 0.05, 4),
-        PropFirmRules("fundednext_stellar_2step", 0.05, 0.10, 0.08, 5),
-        PropFirmRules("fundednext_stellar_2step_phase2", 0.05, 0.10, 0.05, 5),
-        PropFirmRules("the5ers_hyper_growth", 0.03, 0.06, 0.10, 0),
-        PropFirmRules("funded_account", 0.05, 0.10, 0.0, 0),
-    )
-}
-
-
-def _did_you_mean(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
-
-
-def preset(name: str) -> PropFirmRules:
-    """The preset called `name` (see `PRESETS`)."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise PropFirmConfigError(
-            f"no prop-firm preset named {name!r}.{_did_you_mean(name, list(PRESETS))} "
-            f"Presets: {', '.join(PRESETS)}; or build PropFirmRules with your firm's terms."
-        ) from None
-
-
-def rules_from_mapping(mapping: Mapping[str, object]) -> PropFirmRules:
-    """Rules from a configuration file's table; a misspelt key is an error, not ignored."""
-    known = [f.name for f in fields(PropFirmRules)]
-    unknown = sorted(set(mapping) - set(known))
-    if unknown:
-        hints = "".join(_did_you_mean(str(key), known) for key in unknown)
-        raise PropFirmConfigError(
-            f"unknown prop-firm rule key(s) {unknown}.{hints} Known keys: {', '.join(known)}."
-        )
-    required = [f.name for f in fields(PropFirmRules) if f.default is MISSING]
-    missing = [key for key in required if key not in mapping]
-    if missing:
-        raise PropFirmConfigError(
-            f"prop-firm rules {dict(mapping)!r} lack required key(s) {missing}; every firm "
-            "has a name, daily and total loss limits, a target (0 for none) and minimum days."
-        )
-    return PropFirmRules(**mapping)
 
 
 @dataclass(frozen=True)
@@ -354,48 +248,3 @@ def check_rules_batch(
         check_rules(days, *(m[i] for m in matrices.values()), rules, initial_equity)
         for i in range(paths)
     ]
-
-
-#: Score tiers: a pass beats any non-pass and a non-pass any breach, whatever the Sharpe,
-#: trade count, or progress, because every other term is bounded well inside the gap.
-PASS_SCORE = 1000.0
-BREACH_SCORE = -1000.0
-TIMING_WEIGHT = 100.0  # the most an early pass gains, or an early breach costs
-PROGRESS_WEIGHT = 50.0  # not passed: reward for the share of the target reached
-SHARPE_WEIGHT = 10.0  # Sharpe enters as SHARPE_WEIGHT * tanh(sharpe / SHARPE_WEIGHT)
-TRADES_WEIGHT = 10.0  # the penalty for no trades at all, falling linearly to 0 at min_trades
-
-
-def prop_firm_score(report: RuleReport, sharpe: float, trades: int, min_trades: int = 20) -> float:
-    """Fitness of one backtest for an optimizer searching for challenge-passing strategies.
-
-    Higher is better and the result is always finite. Three tiers, so the optimizer first
-    stops breaching, then reaches the target, then improves quality:
-
-    * breached: `BREACH_SCORE` minus up to `TIMING_WEIGHT` the earlier in the period the
-      breach came (a strategy that survives longer is closer to viable);
-    * passed: `PASS_SCORE` plus up to `TIMING_WEIGHT` the fewer days the pass needed;
-    * neither: up to `PROGRESS_WEIGHT` for the share of the target earned.
-
-    Each adds the Sharpe ratio squashed by tanh into +-`SHARPE_WEIGHT` (NaN counts as the
-    worst Sharpe: a strategy whose Sharpe is undefined has shown no edge) and subtracts up
-    to `TRADES_WEIGHT` for fewer than `min_trades` trades, which make the Sharpe noise.
-    The score rises with Sharpe, trades (up to `min_trades`), later breaches and earlier
-    passes.
-    """
-    if not _is_whole(trades) or trades < 0:
-        raise ValueError(f"trades={trades!r} must be a whole number >= 0.")
-    if not _is_whole(min_trades) or min_trades < 0:
-        raise ValueError(f"min_trades={min_trades!r} must be a whole number >= 0.")
-    elapsed = report.days_checked / report.days_total
-    if report.breach is not None:
-        score = BREACH_SCORE - TIMING_WEIGHT * (1 - elapsed)
-    elif report.passed:
-        score = PASS_SCORE + TIMING_WEIGHT * (1 - elapsed)
-    else:
-        target = report.rules.profit_target
-        progress = min(max(report.final_return / target, 0.0), 1.0) if target else 0.0
-        score = PROGRESS_WEIGHT * progress
-    squashed = -1.0 if math.isnan(sharpe) else math.tanh(sharpe / SHARPE_WEIGHT)
-    shortfall = max(min_trades - int(trades), 0) / min_trades if min_trades else 0.0
-    return score + SHARPE_WEIGHT * squashed - TRADES_WEIGHT * shortfall

@@ -1,0 +1,1 @@
+"""Prop-firm challenges: the rules as data, one module per firm's presets, the checker."""
