@@ -12,7 +12,8 @@ from forex_assets.strategies.backtest import Contract, Market
 from forex_assets.strategies.evolution import EvolutionSettings, evolve
 from forex_assets.strategies.fitness import SearchData
 from forex_assets.strategies.genes import GENE_NAMES, LOWER, UPPER, RuleInputs, signals
-from forex_assets.strategies.islands import IslandSettings, island_search
+from forex_assets.strategies.islands.search import island_search
+from forex_assets.strategies.islands.settings import IslandSettings
 from forex_assets.strategies.prop_firm import preset
 
 SEARCHED = ("rsi_low", "rsi_high")
