@@ -153,9 +153,13 @@ def _regime(value: Any, where: str) -> str:
 
 def _step_size(value: Any, where: str) -> float:
     number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{where}: sigma={value!r} is not a positive step size")
-    return float(value)
+    try:
+        sigma = float(value) if number else math.nan
+    except OverflowError:  # an integer beyond every float
+        sigma = math.inf
+    if not 0 < sigma < math.inf:
+        raise ValueError(f"{where}: sigma={str(value)[:80]} is not a positive step size")
+    return sigma
 
 
 def _names(value: Any, where: str) -> tuple[str, ...]:
