@@ -26,7 +26,8 @@ import numpy as np
 
 from bench.harness import BenchConfig, BenchResult, BenchRow, Measurement, check
 from forex_assets.compute.worker_pool import budgeted_process_pool, nested_workers
-from forex_assets.strategies.islands import IslandSettings, island_search
+from forex_assets.strategies.islands.search import island_search
+from forex_assets.strategies.islands.settings import IslandSettings
 
 DESCRIPTION = "CMA-ES islands: evaluations/s with N islands in the budgeted pool vs 1 island"
 # Each search runs for several seconds; every timed run is also the checked one.
@@ -70,7 +71,7 @@ def _timed_search(sizes: tuple[int, ...], config: BenchConfig, interval: int) ->
             f"{len(sizes)} islands evaluated {result.evaluations} candidates in "
             f"{result.generations} generations, expected {expected} in {GENERATIONS}",
         )
-        first = min(h["best_f"] for h in result.history if h["generation"] == 1)
+        first = min(h.best_f for h in result.history if h.generation == 1)
         check(
             result.best_f < first / 10,
             f"{len(sizes)} islands: best fitness {result.best_f:.3g}, first {first:.3g}",

@@ -14,7 +14,7 @@ from forex_assets.defs.jobs import SYMBOL_PIPELINE
 from forex_assets.defs.keys import EVOLVED_STRATEGIES, timeframe_bars_key
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.partitions import register_symbols
-from forex_assets.strategies.search_checkpoint import DAMAGED_FOLDER, epoch_path
+from forex_assets.strategies.islands.checkpoint import DAMAGED_FOLDER, epoch_path
 
 SYMBOL = "EURUSD"
 

@@ -25,7 +25,9 @@ from forex_assets.strategies.fitness import (
     validate_monthly,
 )
 from forex_assets.strategies.genes import DIMENSION, from_unit
-from forex_assets.strategies.islands import IslandSettings, SearchResult, island_search
+from forex_assets.strategies.islands.result import SearchResult
+from forex_assets.strategies.islands.search import island_search
+from forex_assets.strategies.islands.settings import IslandSettings
 
 
 @dataclass(frozen=True)

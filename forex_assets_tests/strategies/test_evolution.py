@@ -14,7 +14,8 @@ from forex_assets.strategies.backtest import Market
 from forex_assets.strategies.evolution import EvolutionSettings, evolve
 from forex_assets.strategies.fitness import SearchData
 from forex_assets.strategies.genes import GENE_NAMES, LOWER, UPPER, RuleInputs, signals
-from forex_assets.strategies.islands import IslandSettings, island_search
+from forex_assets.strategies.islands.search import island_search
+from forex_assets.strategies.islands.settings import IslandSettings
 
 SEARCHED = ("rsi_low", "rsi_high")
 PLANTED = {"rsi_low": 30.0, "rsi_high": 70.0}

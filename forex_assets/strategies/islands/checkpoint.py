@@ -14,20 +14,31 @@ to `damaged/` (never deleted) together with every later epoch (their islands con
 from it), and the search resumes from the last good epoch, or afresh where there is none,
 with a `CheckpointWarning` naming the file and what was wrong. The hash finds damage and
 hand edits; it is no signature: a file rewritten together with its hash is caught only
-where its solutions do not replay (`islands._replay`), not for a forged fitness alone.
+where its solutions do not replay (`replay.replay`), not for a forged fitness alone.
+
+The fingerprint (what makes a log replayable) and the epoch payload (each island's new
+events, `events.encode_event`) are written and read here too, so this module is the one
+place that knows the checkpoint's format; files of another format are set aside, never
+read.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cma
+
 from forex_assets.storage.atomic import atomic_write_bytes, remove_stale_temp_files
+from forex_assets.strategies.islands.events import Event, decode_event, encode_event
+from forex_assets.strategies.islands.run import Objective
+from forex_assets.strategies.islands.settings import Island, IslandSettings
 
 CHECKPOINT_FORMAT = 2
 MANIFEST_NAME = "search.json"
@@ -42,6 +53,15 @@ class CheckpointWarning(UserWarning):
 
 class DamagedFile(ValueError):
     """A checkpoint file that cannot be used; the message says what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class LoggedEpoch:
+    """One epoch's file: the search's running time at its end and each island's new
+    events (none for an island that had stopped)."""
+
+    elapsed_s: float
+    islands: tuple[tuple[Event, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,32 @@ class CheckpointReport:
         return text
 
 
+def search_fingerprint(
+    objective: Objective, islands: list[Island], settings: IslandSettings
+) -> dict:
+    """What makes a log replayable; budgets are left out so a search can be extended."""
+    function = objective.func if isinstance(objective, functools.partial) else objective
+    first = islands[0]
+    values = {
+        "format": CHECKPOINT_FORMAT,
+        "cma": cma.__version__,
+        "objective": f"{function.__module__}.{getattr(function, '__qualname__', function)}",
+        "dim": first.dim,
+        "islands": settings.islands,
+        "population_sizes": [island.popsize for island in islands],
+        "seed": settings.seed,
+        "sigma0": settings.sigma0,
+        "lower": None if first.lower is None else first.lower.tolist(),
+        "upper": None if first.upper is None else first.upper.tolist(),
+        "x0": first.x0.tolist(),
+        "migration_interval": settings.migration_interval,
+        "migrants": settings.migrants,
+        "restarts": settings.restarts,
+        "max_restarts": settings.max_restarts,
+    }
+    return json.loads(json.dumps(values))
+
+
 def search_directory(root: Path, fingerprint: dict) -> Path:
     """The directory of the search with this fingerprint under `root`."""
     digest = hashlib.sha256(_canonical(fingerprint)).hexdigest()[:16]
@@ -101,13 +147,10 @@ def epoch_path(directory: Path, epoch: int) -> Path:
 
 
 def open_checkpoint(
-    root: Path, fingerprint: dict, decode: Callable[[Any], Any]
-) -> tuple[CheckpointReport, list[Any]]:
-    """The search's directory under `root` and its good epochs, decoded, in order.
-
-    `decode(payload)` turns one epoch's payload into the caller's events and raises
-    `ValueError` when the payload has the wrong shape (the file is then set aside).
-    """
+    root: Path, fingerprint: dict, islands: list[Island]
+) -> tuple[CheckpointReport, list[LoggedEpoch]]:
+    """The directory of the search with this fingerprint under `root` and its good epochs,
+    in order; a file that cannot be used and every later one are set aside."""
     directory = search_directory(Path(root), fingerprint)
     directory.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(directory)
@@ -132,13 +175,13 @@ def open_checkpoint(
     if not manifest.exists():
         atomic_write_bytes(manifest, _seal({"kind": "manifest", "payload": fingerprint}))
 
-    epochs: list[Any] = []
+    epochs: list[LoggedEpoch] = []
     files = _epoch_files(directory)
     for epoch, path in files:
         if epoch != len(epochs):
             break
         try:
-            epochs.append(decode(_unseal(path, "epoch", epoch)))
+            epochs.append(_decode_epoch(_unseal(path, "epoch", epoch), islands))
         except DamagedFile as error:
             set_aside.append(_set_aside(directory, path, str(error)))
             break
@@ -163,10 +206,36 @@ def open_checkpoint(
     return report, epochs
 
 
-def write_epoch(directory: Path, epoch: int, payload: Any) -> None:
+def write_epoch(directory: Path, epoch: int, logged: LoggedEpoch) -> None:
     """One file per epoch, written whole or not at all: the log only ever grows."""
+    payload = {
+        "elapsed_s": logged.elapsed_s,
+        "islands": [[encode_event(event) for event in events] for events in logged.islands],
+    }
     atomic_write_bytes(
         epoch_path(directory, epoch), _seal({"kind": "epoch", "epoch": epoch, "payload": payload})
+    )
+
+
+def _decode_epoch(payload: Any, islands: list[Island]) -> LoggedEpoch:
+    """The epoch `write_epoch` wrote; a `ValueError` names what is wrong with it."""
+    if not isinstance(payload, dict) or set(payload) != {"elapsed_s", "islands"}:
+        raise ValueError("expected an object with the keys elapsed_s and islands")
+    elapsed, logs = payload["elapsed_s"], payload["islands"]
+    if not isinstance(elapsed, int | float) or not math.isfinite(elapsed) or elapsed < 0:
+        raise ValueError(f"elapsed_s={elapsed!r} is not a number of seconds")
+    if not (
+        isinstance(logs, list)
+        and len(logs) == len(islands)
+        and all(isinstance(log, list) for log in logs)
+    ):
+        raise ValueError(f"expected a list of {len(islands)} island logs")
+    return LoggedEpoch(
+        float(elapsed),
+        tuple(
+            tuple(decode_event(event, island.dim, island.index) for event in log)
+            for log, island in zip(logs, islands, strict=True)
+        ),
     )
 
 

@@ -18,13 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forex_assets.compute.thread_budget import STEP_THREADS_ENV
-from forex_assets.strategies.islands import (
-    IslandSettings,
-    ReplayMismatchError,
-    SearchResult,
-    island_search,
-)
-from forex_assets.strategies.search_checkpoint import (
+from forex_assets.strategies.islands.checkpoint import (
     DAMAGED_FOLDER,
     MANIFEST_NAME,
     CheckpointWarning,
@@ -33,6 +27,10 @@ from forex_assets.strategies.search_checkpoint import (
     _unseal,
     epoch_path,
 )
+from forex_assets.strategies.islands.replay import ReplayMismatchError
+from forex_assets.strategies.islands.result import SearchResult
+from forex_assets.strategies.islands.search import island_search
+from forex_assets.strategies.islands.settings import IslandSettings
 
 # `train` on a small budget and the pipeline on a larger one: other island layouts.
 TRAIN_LAYOUT = IslandSettings(
