@@ -42,12 +42,9 @@ from bench.harness import (
 from forex_assets.features.labels import cross_side
 from forex_assets.ingest.sample import generate_sample_m1
 from forex_assets.market.contract import Contract
-from forex_assets.strategies.backtest import (
-    Market,
-    TradeRules,
-    backtest,
-    backtest_batch,
-)
+from forex_assets.strategies.backtest.market import Market
+from forex_assets.strategies.backtest.rules import TradeRules
+from forex_assets.strategies.backtest.run import backtest, backtest_batch
 
 DESCRIPTION = (
     "backtest kernel bar-steps/s/core (single and 64-candidate batch) vs Python and pandas"
@@ -418,7 +415,7 @@ def run(config: BenchConfig) -> BenchResult:
 
 
 def _rules_of(row: np.ndarray) -> TradeRules:
-    return TradeRules(row[0], row[1], int(row[2]), row[3], risk_fraction=RULES.risk_fraction)
+    return TradeRules.from_row(row, risk_fraction=RULES.risk_fraction)
 
 
 def _batch_workload(close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

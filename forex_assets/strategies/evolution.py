@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from forex_assets.compute.worker_pool import nested_workers
-from forex_assets.strategies.backtest import METRIC_NAMES
+from forex_assets.metrics.performance import METRIC_NAMES
 from forex_assets.strategies.fitness import (
     MonthResult,
     SearchData,

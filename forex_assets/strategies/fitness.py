@@ -14,15 +14,12 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from forex_assets.market.contract import Contract
+from forex_assets.metrics.performance import METRIC_NAMES
 from forex_assets.prop_firms.challenge import RuleReport, check_rules, check_rules_batch
 from forex_assets.prop_firms.rules import PropFirmRules
-from forex_assets.strategies.backtest import (
-    METRIC_NAMES,
-    Market,
-    TradeRules,
-    backtest,
-    backtest_batch,
-)
+from forex_assets.strategies.backtest.market import Market
+from forex_assets.strategies.backtest.rules import TradeRules
+from forex_assets.strategies.backtest.run import backtest, backtest_batch
 from forex_assets.strategies.challenge_score import prop_firm_score
 from forex_assets.strategies.genes import (
     RuleInputs,
@@ -130,12 +127,8 @@ class MonthResult:
 def validate_monthly(genes: np.ndarray, holdout: SearchData) -> list[MonthResult]:
     """Each held-out month as a fresh challenge, starting from the initial balance."""
     gene = check_population(genes)
-    rules = trade_rules(gene)[0]
-    trade = TradeRules(
-        stop_atr=float(rules[0]),
-        take_atr=float(rules[1]),
-        max_hold_bars=int(rules[2]),
-        trail_atr=float(rules[3]),
+    trade = TradeRules.from_row(
+        trade_rules(gene)[0],
         risk_fraction=holdout.risk_fraction,
         initial_equity=holdout.initial_equity,
     )

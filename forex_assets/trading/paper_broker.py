@@ -32,7 +32,7 @@ import numpy as np
 from forex_assets.market.contract import Contract
 from forex_assets.market.fx_calendar import weekday
 from forex_assets.storage.sqlite import open_sqlite, write_transaction
-from forex_assets.strategies.backtest import Market
+from forex_assets.strategies.backtest.market import Market
 from forex_assets.trading.broker import BrokerOrder, MarketOrder, OrderStatus
 
 _SCHEMA = """

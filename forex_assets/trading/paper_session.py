@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from forex_assets.strategies.backtest import Market
+from forex_assets.strategies.backtest.market import Market
 from forex_assets.trading.broker import BrokerOrder, MarketOrder, OrderStatus
 from forex_assets.trading.paper_broker import PaperBroker
 from forex_assets.trading.risk_ledger import FILLED, RESERVED, ReconcileReport, Reservation

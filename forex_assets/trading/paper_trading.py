@@ -21,7 +21,8 @@ from forex_assets.market.contract import Contract
 from forex_assets.market.fx_calendar import DEFAULT_CALENDAR, FxCalendar
 from forex_assets.prop_firms.challenge import RuleReport, check_rules
 from forex_assets.prop_firms.rules import PropFirmRules
-from forex_assets.strategies.backtest import Market
+from forex_assets.strategies.backtest.market import Market
+from forex_assets.strategies.backtest.rules import TradeRules
 from forex_assets.strategies.fitness import sliced
 from forex_assets.strategies.genes import RuleInputs, signals, trade_rules
 from forex_assets.trading.paper_broker import PaperBroker, SwapRates
@@ -116,15 +117,16 @@ def paper_trade(
     ]
     if len(strategy_genes):
         strategy_signals = signals(RuleInputs.from_bars(bars), strategy_genes)[:, held_out]
-        for i, rules in enumerate(trade_rules(strategy_genes)):
+        for i, row in enumerate(trade_rules(strategy_genes)):
+            rules = TradeRules.from_row(row)
             sources.append(
                 SignalSource(
                     f"strategy_{i}",
                     strategy_signals[i],
-                    float(rules[0]),
-                    float(rules[1]),
-                    int(rules[2]),
-                    float(rules[3]),
+                    rules.stop_atr,
+                    rules.take_atr,
+                    rules.max_hold_bars,
+                    rules.trail_atr,
                 )
             )
     ledger = RiskLedger(ledger_location or directory / "risk_ledger.sqlite", calendar=calendar)

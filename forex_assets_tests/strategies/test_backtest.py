@@ -20,15 +20,12 @@ from hypothesis import strategies as st
 
 from forex_assets.market.contract import Contract
 from forex_assets.market.fx_calendar import DayClose, FxCalendar
-from forex_assets.strategies.backtest import (
-    METRIC_NAMES,
-    BacktestInputError,
-    BacktestResult,
-    Market,
-    TradeRules,
-    backtest,
-    backtest_batch,
-)
+from forex_assets.metrics.performance import METRIC_NAMES
+from forex_assets.strategies.backtest.errors import BacktestInputError
+from forex_assets.strategies.backtest.market import Market
+from forex_assets.strategies.backtest.records import BacktestResult
+from forex_assets.strategies.backtest.rules import TradeRules
+from forex_assets.strategies.backtest.run import backtest, backtest_batch
 from forex_assets_tests.conftest import utc
 
 ATR = 0.001
@@ -435,3 +432,14 @@ def test_bad_inputs_are_refused_with_the_reason():
         backtest_batch(m, np.zeros((2, 3), np.int8), bad, FREE)
     with pytest.raises(BacktestInputError, match=r"rules has shape \(1, 4\) for 2 signal rows"):
         backtest_batch(m, np.zeros((2, 3), np.int8), good[:1], FREE)
+
+
+def test_trade_rules_from_a_row_are_the_rules_that_row_means():
+    rules = TradeRules(stop_atr=1.5, take_atr=3.0, max_hold_bars=48, trail_atr=0.5)
+    assert TradeRules.from_row(rules.as_row()) == rules
+    funded = TradeRules.from_row([1.0, 2.0, 10.0, 0.0], risk_fraction=0.02, initial_equity=5e4)
+    assert (funded.max_hold_bars, funded.risk_fraction, funded.initial_equity) == (10, 0.02, 5e4)
+    with pytest.raises(BacktestInputError, match="max_hold_bars=2.5 must be an int"):
+        TradeRules.from_row([1.0, 2.0, 2.5, 0.0])
+    with pytest.raises(BacktestInputError, match=r"shape \(3,\); pass 4 values"):
+        TradeRules.from_row([1.0, 2.0, 10.0])

@@ -10,7 +10,7 @@ import pytest
 
 from forex_assets.market.contract import Contract
 from forex_assets.prop_firms.registry import preset
-from forex_assets.strategies.backtest import Market
+from forex_assets.strategies.backtest.market import Market
 from forex_assets.strategies.evolution import EvolutionSettings, evolve
 from forex_assets.strategies.fitness import SearchData
 from forex_assets.strategies.genes import GENE_NAMES, LOWER, UPPER, RuleInputs, signals

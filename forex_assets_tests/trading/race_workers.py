@@ -16,7 +16,7 @@ import numpy as np
 
 from forex_assets.market.contract import Contract
 from forex_assets.market.fx_calendar import DEFAULT_CALENDAR
-from forex_assets.strategies.backtest import Market
+from forex_assets.strategies.backtest.market import Market
 from forex_assets.trading.broker import MarketOrder
 from forex_assets.trading.paper_broker import PaperBroker
 from forex_assets.trading.risk_ledger import Reservation, RiskLedger

@@ -8,7 +8,7 @@ import numpy as np
 
 from forex_assets.ingest.sample import generate_sample_m1
 from forex_assets.market.contract import Contract
-from forex_assets.strategies.backtest import Market
+from forex_assets.strategies.backtest.market import Market
 from forex_assets.trading.paper_broker import PaperBroker
 from forex_assets.trading.paper_session import PaperSession, SessionSummary, SignalSource
 from forex_assets.trading.risk_ledger import RiskLedger

@@ -19,7 +19,7 @@ import pytest
 
 from forex_assets.market.contract import Contract
 from forex_assets.market.fx_calendar import DEFAULT_CALENDAR
-from forex_assets.strategies.backtest import Market
+from forex_assets.strategies.backtest.market import Market
 from forex_assets.trading.broker import BrokerOrder, MarketOrder, OrderStatus
 from forex_assets.trading.paper_broker import PaperBroker, SwapRates
 

@@ -21,7 +21,9 @@ from forex_assets.market.contract import Contract
 from forex_assets.market.fx_calendar import FxCalendar
 from forex_assets.market.resample import resample_bars
 from forex_assets.market.timeframes import Timeframe
-from forex_assets.strategies.backtest import Market, TradeRules, backtest
+from forex_assets.strategies.backtest.market import Market
+from forex_assets.strategies.backtest.rules import TradeRules
+from forex_assets.strategies.backtest.run import backtest
 from forex_assets.trading.paper_broker import PaperBroker, SwapRates
 from forex_assets.trading.paper_session import PaperSession, SignalSource
 from forex_assets.trading.risk_ledger import CLOSED, COUNTED_STATES, FILLED, RiskLedger

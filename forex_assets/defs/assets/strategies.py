@@ -31,7 +31,9 @@ from forex_assets.models.plots import equity_png, markdown_image
 from forex_assets.partitions import symbol_partitions
 from forex_assets.prop_firms.registry import preset
 from forex_assets.storage.strategy_ledger import StrategyRecord, record_strategies
-from forex_assets.strategies.backtest import Market, TradeRules, backtest
+from forex_assets.strategies.backtest.market import Market
+from forex_assets.strategies.backtest.rules import TradeRules
+from forex_assets.strategies.backtest.run import backtest
 from forex_assets.strategies.evolution import Evolution, EvolutionSettings, evolve
 from forex_assets.strategies.fitness import SearchData
 from forex_assets.strategies.genes import GENE_NAMES, RuleInputs, describe, signals, trade_rules
@@ -127,11 +129,10 @@ def _strategies_frame(evolution: Evolution) -> pl.DataFrame:
 
 
 def _equity_plot(data: SearchData, times: pl.Series, genes: np.ndarray, title: str) -> str:
-    rules = trade_rules(genes)[0]
     run = backtest(
         data.market,
         signals(data.inputs, genes)[0],
-        TradeRules(float(rules[0]), float(rules[1]), int(rules[2]), float(rules[3])),
+        TradeRules.from_row(trade_rules(genes)[0]),
         data.contract,
     )
     curve = EquityCurve(
