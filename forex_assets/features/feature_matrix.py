@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import talib
 
+import forex_assets.features.indicators as indicators
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.features.hygiene import HygieneReport, clean_feature_columns
 from forex_assets.features.indicator_set import IndicatorSpec
@@ -106,7 +106,7 @@ def trend_votes(bars: pl.DataFrame, emas: tuple[int, int]) -> pl.DataFrame:
     (null while the slow EMA warms up), keyed by the bar's close time."""
     completed = bars.filter(pl.col("complete"))
     close = completed.get_column("close").cast(pl.Float64).to_numpy()
-    fast, slow = (talib.EMA(close, timeperiod=period) for period in emas)
+    fast, slow = (indicators.ema(close, period) for period in emas)
     vote = pl.Series("vote", np.sign(fast - slow)).fill_nan(None)
     return completed.select(pl.col(CLOSE_TIME).alias(KNOWN_AT)).with_columns(vote)
 

@@ -34,9 +34,9 @@ from enum import IntEnum
 
 import numpy as np
 import polars as pl
-import talib
 from numba import njit
 
+import forex_assets.features.indicators as indicators
 from forex_assets.market.bar_schema import TIME
 
 
@@ -188,7 +188,7 @@ class _Bars:
 
 def volatility_scaled_horizon(atr: np.ndarray, settings: LabelSettings) -> np.ndarray:
     """Bars to the vertical barrier: longer when ATR is below its recent mean."""
-    reference = talib.SMA(atr, timeperiod=settings.volatility_lookback)
+    reference = indicators.sma(atr, settings.volatility_lookback)
     # Until the lookback has filled, the ATR seen so far is the best reference there is.
     seen = np.cumsum(np.nan_to_num(atr)) / np.maximum(np.cumsum(~np.isnan(atr)), 1)
     reference = np.where(np.isnan(reference), seen, reference)
@@ -211,7 +211,7 @@ def triple_barrier_labels(bars: pl.DataFrame, settings: LabelSettings) -> pl.Dat
     `bars` are complete bars of one timeframe with `close_time`, sorted by time.
     """
     b = _Bars.of(bars)
-    atr = talib.ATR(b.high, b.low, b.close, timeperiod=settings.atr_period)
+    atr = indicators.atr(b.high, b.low, b.close, settings.atr_period)
     horizon = volatility_scaled_horizon(atr, settings)
     upper = b.close + settings.take_profit_atr * atr
     lower = b.close - settings.stop_loss_atr * atr
@@ -242,7 +242,7 @@ def triple_barrier_labels(bars: pl.DataFrame, settings: LabelSettings) -> pl.Dat
 
 def ema_cross_side(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
     """+1 on the bar where the fast EMA closes above the slow one, -1 below, else 0."""
-    return cross_side(talib.EMA(close, timeperiod=fast) - talib.EMA(close, timeperiod=slow))
+    return cross_side(indicators.ema(close, fast) - indicators.ema(close, slow))
 
 
 def cross_side(spread: np.ndarray) -> np.ndarray:
@@ -262,7 +262,7 @@ def cross_side(spread: np.ndarray) -> np.ndarray:
 def meta_labels(bars: pl.DataFrame, settings: LabelSettings) -> pl.DataFrame:
     """`meta_side` of the base signal and `meta_label`/`meta_t1` for each event, null elsewhere."""
     b = _Bars.of(bars)
-    atr = talib.ATR(b.high, b.low, b.close, timeperiod=settings.atr_period)
+    atr = indicators.atr(b.high, b.low, b.close, settings.atr_period)
     side = ema_cross_side(b.close, settings.signal_fast, settings.signal_slow)
     event = (side != 0) & ~np.isnan(atr)
     take = b.close + side * settings.take_profit_atr * atr

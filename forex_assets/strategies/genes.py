@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import talib
+
+from forex_assets.features.feature_config import parse_indicators
+from forex_assets.features.indicator_set import PriceInputs
 
 RULES = ("rsi", "ema_trend", "macd", "bollinger", "stochastic", "donchian", "cci")
 
@@ -81,6 +83,28 @@ def describe(genes: np.ndarray) -> dict[str, float]:
     return dict(zip(GENE_NAMES, map(float, check_population(genes)[0]), strict=True))
 
 
+# What the rules read, in the feature configuration's syntax: the same registry entries,
+# so a rule's RSI is the feature matrix's rsi_14 to the last bit.
+RULE_INDICATORS = parse_indicators(
+    {
+        "rsi": [14],
+        "ema": [21, 50],
+        "macd": [{"fast": 12, "slow": 26, "signal": 9}],
+        "bbands": [{"period": 20, "nbdev": 2.0}],
+        "stoch": [{"k_period": 14, "k_smooth": 3, "d_period": 3}],
+        "donchian": [20],
+        "cci": [20],
+        "adx": [14],
+    },
+    source="strategies.genes.RULE_INDICATORS",
+)
+
+
+def _lagged(values: np.ndarray) -> np.ndarray:
+    """`values` one bar later: a breakout compares with the channel before this bar."""
+    return np.concatenate(([np.nan], values[:-1]))
+
+
 @dataclass(frozen=True)
 class RuleInputs:
     """The indicator series the rules read, computed once per bar series."""
@@ -99,25 +123,24 @@ class RuleInputs:
 
     @classmethod
     def from_bars(cls, bars: pl.DataFrame) -> RuleInputs:
-        def column(name: str) -> np.ndarray:
-            return np.ascontiguousarray(bars.get_column(name).cast(pl.Float64).to_numpy())
-
-        high, low, close = column("high"), column("low"), column("close")
-        upper, _, lower = talib.BBANDS(close, 20, 2.0, 2.0, 0)
-        previous_high = np.concatenate(([np.nan], talib.MAX(high, 20)[:-1]))
-        previous_low = np.concatenate(([np.nan], talib.MIN(low, 20)[:-1]))
+        prices = PriceInputs.from_bars(bars)
+        values = {
+            column: array
+            for spec in RULE_INDICATORS
+            for column, array in spec.compute(prices).items()
+        }
         return cls(
-            close=close,
-            rsi=talib.RSI(close, 14),
-            ema_trend=np.sign(talib.EMA(close, 21) - talib.EMA(close, 50)),
-            macd_hist=talib.MACD(close, 12, 26, 9)[2],
-            bollinger_upper=upper,
-            bollinger_lower=lower,
-            stochastic=talib.STOCH(high, low, close, 14, 3, 0, 3, 0)[0],
-            donchian_high=previous_high,
-            donchian_low=previous_low,
-            cci=talib.CCI(high, low, close, 20),
-            adx=talib.ADX(high, low, close, 14),
+            close=prices.close,
+            rsi=values["rsi_14"],
+            ema_trend=np.sign(values["ema_21"] - values["ema_50"]),
+            macd_hist=values["macd_12_26_9_hist"],
+            bollinger_upper=values["bbands_20_2_upper"],
+            bollinger_lower=values["bbands_20_2_lower"],
+            stochastic=values["stoch_14_3_3_k"],
+            donchian_high=_lagged(values["donchian_20_upper"]),
+            donchian_low=_lagged(values["donchian_20_lower"]),
+            cci=values["cci_20"],
+            adx=values["adx_14_adx"],
         )
 
 

@@ -8,8 +8,9 @@ ADX measures trend strength regardless of direction; the usual reading is a tren
 from __future__ import annotations
 
 import numpy as np
-import talib
 from numba import njit
+
+import forex_assets.features.indicators as indicators
 
 RANGE, TRANSITION, TREND = 0, 1, 2
 REGIME_NAMES = {RANGE: "range", TRANSITION: "transition", TREND: "trend"}
@@ -46,7 +47,7 @@ def adx_regimes(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int = 14
 ) -> np.ndarray:
     """Regimes of a bar series from Wilder's ADX with the usual 25 / 20 levels."""
-    return classify_adx(talib.ADX(high, low, close, timeperiod=period))
+    return classify_adx(indicators.adx(high, low, close, period)[0])
 
 
 def regime_shares(regimes: np.ndarray) -> dict[str, float]:

@@ -1,5 +1,7 @@
 """Strategy genes: the box, decoding, rule votes and signals."""
 
+from datetime import UTC, datetime
+
 import numpy as np
 import polars as pl
 import pytest
@@ -76,7 +78,12 @@ def test_trade_rules_round_the_holding_period():
 def test_signals_on_real_bars_are_votes():
     rng = np.random.default_rng(2)
     close = 1.1 + np.cumsum(rng.normal(0, 5e-4, 600))
-    bars = pl.DataFrame({"high": close + 3e-4, "low": close - 3e-4, "close": close})
+    times = pl.datetime_range(
+        datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 25, 23, tzinfo=UTC), "1h", eager=True
+    )
+    bars = pl.DataFrame(
+        {"time": times, "open": close, "high": close + 3e-4, "low": close - 3e-4, "close": close}
+    )
     population = G.from_unit(rng.random((5, G.DIMENSION)))
     signals = G.signals(G.RuleInputs.from_bars(bars), population)
     assert signals.shape == (5, 600) and signals.dtype == np.int8
