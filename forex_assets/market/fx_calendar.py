@@ -122,6 +122,13 @@ def weekday(day: np.ndarray) -> np.ndarray:
     return (np.asarray(day, dtype=np.int64) + EPOCH_WEEKDAY) % 7
 
 
+def trading_month(day: np.ndarray) -> np.ndarray:
+    """Month index ``year x 12 + month - 1`` of trading-day numbers: a trading day's month
+    is its session-clock date's, so Friday's New York close belongs to Friday's month."""
+    dates = np.asarray(day, dtype=np.int64).astype("datetime64[D]")
+    return dates.astype("datetime64[M]").astype(np.int64) + 1970 * 12
+
+
 def week_minutes(utc_us: int) -> tuple[float, float]:
     """(minutes since the FX week opened, minutes until it closes) at one UTC instant; the
     second is negative over the weekend. The week is a market fact (Sunday 17:00 to Friday

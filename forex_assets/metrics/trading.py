@@ -1,9 +1,11 @@
 """Strategy statistics from a list of closed trades, for backtests and prop-firm style checks.
 
 Trades are per-trade fractional returns on equity, net of costs, in exit order; equity
-compounds from 1.0, so equity after trade k is prod(1 + r_1 .. r_k). Equity is only known
-at trade exits here, so every drawdown is measured at exits: open-trade excursions between
-exits are the backtest kernel's business, not something a trade list can recover.
+compounds from 1.0, so equity after trade k is prod(1 + r_1 .. r_k) and trade k's P&L is
+the equity change it made, in units of the initial equity. The metrics are
+`forex_assets.metrics.performance`'s, with the same names and formulas as the backtest
+kernel's; only the path differs: equity is known at exits alone, so both drawdowns see
+exits, not the open-trade excursions a marked backtest sees (they can only be smaller).
 
 Days are FX trading days as `forex_assets.market.fx_calendar.FxCalendar.trading_day`
 numbers them: with the default 17:00 New York close a loss at 16:59 and one at 17:01 are
@@ -12,13 +14,12 @@ two days' losses, as a prop firm's daily-loss rule counts them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
-from itertools import pairwise
 
 import numpy as np
 
-from forex_assets.market.fx_calendar import weekday
+from forex_assets.market.fx_calendar import trading_month, weekday
+from forex_assets.metrics.performance import METRIC_NAMES, fill_metrics
 
 
 class TradeInputError(ValueError):
@@ -27,26 +28,14 @@ class TradeInputError(ValueError):
 
 @dataclass(frozen=True)
 class TradingMetrics:
-    """Summary of one trade list.
+    """Summary of one trade list: `METRIC_NAMES` (defined in `metrics.performance`) plus
+    `trading_days`, the days on which at least one trade closed (what minimum-trading-day
+    rules count).
 
     With no trades nothing was risked: net_profit and both drawdowns are 0, the ratios
     and per-trade averages are NaN (undefined, not zero skill), trades and trading_days 0.
-
-    trades: number of closed trades.
-    net_profit: final equity / initial equity - 1.
-    sharpe, sortino: annualized, from daily returns (see `trading_metrics`).
-    max_drawdown: largest peak-to-trough fall of equity, a positive fraction of the peak.
-    worst_daily_drawdown: largest fall within one trading day from that day's running
-        peak, a positive fraction of the day's starting equity.
-    profit_factor: sum of winning returns / |sum of losing returns|.
-    win_rate: share of trades with a positive return.
-    expectancy: mean trade return.
-    sqn: Van Tharp's system quality number, sqrt(n) x mean / std of trade returns.
-    trading_days: days on which at least one trade closed (what minimum-trading-day
-        rules count).
     """
 
-    trades: int
     net_profit: float
     sharpe: float
     sortino: float
@@ -56,6 +45,8 @@ class TradingMetrics:
     win_rate: float
     expectancy: float
     sqn: float
+    trades: int
+    monthly_consistency: float
     trading_days: int
 
     def as_dict(self) -> dict[str, float]:
@@ -82,76 +73,73 @@ def daily_returns(trade_returns: np.ndarray, exit_day: np.ndarray) -> tuple[np.n
 
 
 def trading_metrics(
-    trade_returns: np.ndarray, exit_day: np.ndarray, *, periods_per_year: int = 252
+    trade_returns: np.ndarray,
+    exit_day: np.ndarray,
+    *,
+    days: np.ndarray | None = None,
+    periods_per_year: int = 252,
 ) -> TradingMetrics:
     """Metrics of a trade list; never raises for an empty one (see `TradingMetrics`).
 
-    Sharpe is mean / std (ddof=1) of `daily_returns`, and Sortino is mean / downside
-    deviation sqrt(mean(min(r, 0)^2)) of the same days, both times sqrt(periods_per_year).
-    Either is NaN with fewer than two days or a zero deviation (no daily variation, or no
-    losing day for Sortino): the ratio is undefined there, and an infinite or zero stand-in
-    would win or lose every comparison for no reason.
+    `days` are the evaluated trading days, sorted (a backtest's `Market.days`); by default
+    the days of `daily_returns`. Sharpe and Sortino are annualized with `periods_per_year`
+    from each day's return (end / start - 1); either is NaN with fewer than two days or a
+    zero deviation: the ratio is undefined there, and an infinite or zero stand-in would
+    win or lose every comparison for no reason.
     """
     if isinstance(periods_per_year, bool) or not isinstance(periods_per_year, int | np.integer):
         raise TradeInputError(f"periods_per_year={periods_per_year!r} must be an int, e.g. 252.")
     if periods_per_year < 1:
         raise TradeInputError(f"periods_per_year={periods_per_year} must be at least 1.")
-    returns, days = _validated(trade_returns, exit_day)
-    n = returns.size
+    returns, exits = _validated(trade_returns, exit_day)
+    calendar = daily_returns(returns, exits)[0] if days is None else _checked_days(days, exits)
     equity = np.concatenate(([1.0], np.cumprod(1.0 + returns)))
-    sharpe, sortino = _annualized_ratios(daily_returns(returns, days)[1], periods_per_year)
-    return TradingMetrics(
-        trades=n,
-        net_profit=float(equity[-1] - 1.0),
-        sharpe=sharpe,
-        sortino=sortino,
-        max_drawdown=float(np.max(1.0 - equity / np.maximum.accumulate(equity))),
-        worst_daily_drawdown=_worst_daily_drawdown(equity, days),
-        profit_factor=_profit_factor(returns),
-        win_rate=float(np.mean(returns > 0)) if n else np.nan,
-        expectancy=float(returns.mean()) if n else np.nan,
-        sqn=_ratio(np.sqrt(n) * returns.mean(), returns.std(ddof=1)) if n >= 2 else np.nan,
-        trading_days=int(np.unique(days).size),
-    )
+    pnl = np.diff(equity)
+    # Day d ends at the equity after its last exit; its lowest point is the lowest equity
+    # after any of its exits, or its start.
+    day_end = equity[np.searchsorted(exits, calendar, side="right")]
+    day_start = np.concatenate(([1.0], day_end[:-1]))
+    day_min = day_start.copy()
+    np.minimum.at(day_min, np.searchsorted(calendar, exits), equity[1:])
+    monthly = _monthly_pnl(pnl, exits)
+    mean = float(pnl.mean()) if pnl.size else 0.0
+    values = np.empty(len(METRIC_NAMES))
+    fill_metrics(
+        values, day_start, day_min, day_end, 1.0, float(equity[-1]),
+        float(np.max(1.0 - equity / np.maximum.accumulate(equity))), int(pnl.size),
+        int((pnl > 0).sum()), float(pnl[pnl > 0].sum()), float(-pnl[pnl < 0].sum()), mean,
+        float(((pnl - mean) ** 2).sum()), int(monthly.size), int((monthly > 0).sum()),
+        int(periods_per_year),
+    )  # fmt: skip
+    named = dict(zip(METRIC_NAMES, values.tolist(), strict=True))
+    named["trades"] = int(named["trades"])
+    return TradingMetrics(**named, trading_days=int(np.unique(exits).size))
 
 
-def _annualized_ratios(daily: np.ndarray, periods_per_year: int) -> tuple[float, float]:
-    if daily.size < 2:
-        return np.nan, np.nan
-    mean = daily.mean()
-    downside = np.sqrt(np.mean(np.minimum(daily, 0.0) ** 2))
-    scale = math.sqrt(periods_per_year)
-    return _ratio(mean, daily.std(ddof=1)) * scale, _ratio(mean, downside) * scale
+def _monthly_pnl(pnl: np.ndarray, exits: np.ndarray) -> np.ndarray:
+    """Closed P&L of each month in which a trade closed."""
+    months, position = np.unique(trading_month(exits), return_inverse=True)
+    total = np.zeros(months.size)
+    np.add.at(total, position, pnl)
+    return total
 
 
-def _worst_daily_drawdown(equity: np.ndarray, days: np.ndarray) -> float:
-    """Largest (running intraday peak - equity) / day-start equity over all days.
-
-    Prop firms measure the daily loss limit from the day's starting equity, so the
-    denominator is the day start even when the day first ran up; the peak is the running
-    one within the day (day start included), so a day that gains and then gives it back
-    counts the give-back. Because of that denominator the value can exceed 1 after an
-    intraday run-up of more than 100%.
-    """
-    day_bounds = np.concatenate(([0], np.flatnonzero(np.diff(days)) + 1, [days.size]))
-    worst = 0.0
-    for start, stop in pairwise(day_bounds):
-        path = equity[start : stop + 1]  # equity[start] is the day-start equity
-        worst = max(worst, float(np.max(np.maximum.accumulate(path) - path) / path[0]))
-    return worst
-
-
-def _profit_factor(returns: np.ndarray) -> float:
-    """Gains / |losses|: inf when only wins, NaN when there is neither a win nor a loss."""
-    gains = returns[returns > 0].sum()
-    losses = -returns[returns < 0].sum()
-    if losses > 0:
-        return float(gains / losses)
-    return np.inf if gains > 0 else np.nan
-
-
-def _ratio(numerator: float, denominator: float) -> float:
-    return float(numerator / denominator) if denominator > 0 else np.nan
+def _checked_days(days: np.ndarray, exits: np.ndarray) -> np.ndarray:
+    calendar = np.asarray(days)
+    if calendar.ndim != 1 or not np.issubdtype(calendar.dtype, np.integer):
+        raise TradeInputError(
+            f"days of shape {calendar.shape} and dtype {calendar.dtype} must be a 1-D array of "
+            "integer trading-day numbers, e.g. Market.days."
+        )
+    if (np.diff(calendar) <= 0).any():
+        raise TradeInputError("days must be strictly increasing: one entry per trading day.")
+    missing = np.setdiff1d(exits, calendar)
+    if missing.size:
+        raise TradeInputError(
+            f"trades close on day {int(missing[0])}, which is not among the {calendar.size} "
+            "evaluated days; pass the days the trades were taken on."
+        )
+    return calendar.astype(np.int64)
 
 
 def _validated(trade_returns: np.ndarray, exit_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -103,7 +103,7 @@ def evaluate_paths(
                 per_path_days[path, np.searchsorted(days_with_bars, days[known])] = returns[known]
                 if threshold != primary:
                     continue
-                metrics = trading_metrics(trades.returns, exit_day)
+                metrics = trading_metrics(trades.returns, exit_day, days=days_with_bars)
                 rows.append(
                     {
                         "model": model,

@@ -48,16 +48,16 @@ def test_three_trades_by_hand():
     assert m.sortino == pytest.approx(0.0066 / math.sqrt(0.00003468) * math.sqrt(252))
     # Peak 1.01 before the fall to 0.9898: 1 - 0.9898 / 1.01 = 0.02.
     assert m.max_drawdown == pytest.approx(0.02)
-    # Monday starts at 1.0, peaks at 1.01, ends at 0.9898: (1.01 - 0.9898) / 1.0; Wednesday
-    # only rises.
-    assert m.worst_daily_drawdown == pytest.approx(0.0202)
-    # (0.01 + 0.03) / 0.02
-    assert m.profit_factor == pytest.approx(2.0)
+    # Monday starts at 1.0 and its lowest point is 0.9898; Wednesday only rises.
+    assert m.worst_daily_drawdown == pytest.approx(0.0102)
+    # P&L in units of the initial equity: 0.01, 1.01 x -0.02 = -0.0202, 0.9898 x 0.03 =
+    # 0.029694.
+    pnl = np.array([0.01, -0.0202, 0.029694])
+    assert m.profit_factor == pytest.approx((0.01 + 0.029694) / 0.0202)
     assert m.win_rate == pytest.approx(2 / 3)
-    assert m.expectancy == pytest.approx(0.02 / 3)
-    # Trade returns: mean 0.02 / 3, deviations 0.01/3, -0.08/3, 0.07/3, sum of squares
-    # 0.0114 / 9, / 2 -> variance 0.0114 / 18.
-    assert m.sqn == pytest.approx(math.sqrt(3) * (0.02 / 3) / math.sqrt(0.0114 / 18))
+    assert m.expectancy == pytest.approx(0.019494 / 3)
+    assert m.sqn == pytest.approx(math.sqrt(3) * pnl.mean() / pnl.std(ddof=1))
+    assert m.monthly_consistency == 1.0  # one month, net positive
     assert m.trading_days == 2
 
 
@@ -87,11 +87,11 @@ def test_drawdown_is_measured_from_the_running_peak_including_the_start():
     assert rising.worst_daily_drawdown == 0.0
 
 
-def test_daily_drawdown_counts_an_intraday_give_back_against_the_day_start():
-    # One day: equity 1.0 -> 2.0 -> 0.2. From the running peak 2.0 the day lost 1.8 x its
-    # starting equity, so the daily figure exceeds 1 while max_drawdown is 90%.
+def test_daily_drawdown_is_the_fall_below_the_day_start():
+    # One day: equity 1.0 -> 2.0 -> 0.2. The day fell 80% below its start (the prop-firm
+    # daily loss), while the fall from the 2.0 peak is the 90% max_drawdown.
     m = trading_metrics(np.array([1.0, -0.9]), np.array([4, 4]))
-    assert m.worst_daily_drawdown == pytest.approx(1.8)
+    assert m.worst_daily_drawdown == pytest.approx(0.8)
     assert m.max_drawdown == pytest.approx(0.9)
     # Day 2 starts at 0.97 after day 1's loss: (0.97 - 0.9506) / 0.97 = 0.02.
     split = trading_metrics(np.array([-0.03, -0.02]), np.array([4, 5]))
@@ -174,13 +174,12 @@ def test_unmeasurable_trade_lists_are_refused(returns, days, kwargs, message):
 
 def brute_force_worst_daily_drawdown(returns: np.ndarray, days: np.ndarray) -> float:
     equity, worst = 1.0, 0.0
-    day_start = peak = 1.0
+    day_start = 1.0
     for i, r in enumerate(returns):
         if i == 0 or days[i] != days[i - 1]:
-            day_start = peak = equity
+            day_start = equity
         equity *= 1 + r
-        peak = max(peak, equity)
-        worst = max(worst, (peak - equity) / day_start)
+        worst = max(worst, (day_start - equity) / day_start)
     return worst
 
 
@@ -204,10 +203,8 @@ def test_metric_properties(trades):
     assert m.worst_daily_drawdown == pytest.approx(
         brute_force_worst_daily_drawdown(returns, days), abs=1e-12
     )
-    if (returns <= 0).all():  # no intraday run-up: a day cannot lose more than it had
-        assert m.worst_daily_drawdown < 1
-    if returns.size and days[0] == days[-1]:  # one day: its start is also the first peak
-        assert m.max_drawdown <= m.worst_daily_drawdown + 1e-12
+    # A day starts at or below the running peak, so its fall is never the larger one.
+    assert 0 <= m.worst_daily_drawdown <= m.max_drawdown + 1e-12
     if returns.size and (np.diff(days) > 0).all():  # one trade a day: the day's own loss
         assert m.worst_daily_drawdown == pytest.approx(max(0.0, -returns.min()))
     assert m.trades == returns.size

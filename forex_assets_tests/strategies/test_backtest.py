@@ -439,7 +439,7 @@ def test_trade_rules_from_a_row_are_the_rules_that_row_means():
     assert TradeRules.from_row(rules.as_row()) == rules
     funded = TradeRules.from_row([1.0, 2.0, 10.0, 0.0], risk_fraction=0.02, initial_equity=5e4)
     assert (funded.max_hold_bars, funded.risk_fraction, funded.initial_equity) == (10, 0.02, 5e4)
-    with pytest.raises(BacktestInputError, match="max_hold_bars=2.5 must be an int"):
+    with pytest.raises(BacktestInputError, match=r"max_hold_bars=2\.5 must be an int"):
         TradeRules.from_row([1.0, 2.0, 2.5, 0.0])
     with pytest.raises(BacktestInputError, match=r"shape \(3,\); pass 4 values"):
         TradeRules.from_row([1.0, 2.0, 10.0])

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from forex_assets.features.indicator_set import PriceInputs
-from forex_assets.market.fx_calendar import DEFAULT_CALENDAR, FxCalendar
+from forex_assets.market.fx_calendar import DEFAULT_CALENDAR, FxCalendar, trading_month
 from forex_assets.strategies.backtest.errors import BacktestInputError
 
 
@@ -106,7 +106,6 @@ class Market:
             raise BacktestInputError("bars are not sorted by time; sort them by `time` first.")
         prices = PriceInputs.from_bars(bars)
         day = calendar.trading_day(prices.time_us)
-        month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) + 1970 * 12
         return cls(
             open=prices.open,
             high=prices.high,
@@ -115,5 +114,5 @@ class Market:
             atr=prices.atr(atr_period),
             spread=bars.get_column("spread").cast(pl.Float64).fill_null(np.nan).to_numpy(),
             day=day,
-            month=month,
+            month=trading_month(day),
         )
