@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from numbers import Real
 
 import numpy as np
 from numba import njit
 
 from forex_assets.market.instruments import METAL_PIP_SIZES, instrument_for
+from forex_assets.value_checks import is_number
 
 ACCOUNT_CURRENCY = "USD"
 FX_CONTRACT_SIZE = 100_000.0
@@ -56,11 +56,6 @@ def lots_rounded_down(lots: float, lot_step: float) -> float:
     return math.floor(lots / lot_step + LOT_ROUNDING_SLACK) * lot_step
 
 
-def _is_number(value: object) -> bool:
-    """A real number that is not a bool (True is an int to Python, never a price or a size)."""
-    return isinstance(value, Real) and not isinstance(value, bool | np.bool_)
-
-
 @dataclass(frozen=True)
 class Contract:
     """An instrument's trading terms for a USD account.
@@ -86,11 +81,11 @@ class Contract:
             )
         for name in ("pip_size", "contract_size", "lot_step", "min_lot"):
             value = getattr(self, name)
-            if not (_is_number(value) and math.isfinite(value) and value > 0):
+            if not (is_number(value) and math.isfinite(value) and value > 0):
                 raise ContractError(f"Contract.{name}={value!r} must be a positive number.")
         for name in ("commission_per_lot", "default_spread_pips"):
             value = getattr(self, name)
-            if not (_is_number(value) and math.isfinite(value) and value >= 0):
+            if not (is_number(value) and math.isfinite(value) and value >= 0):
                 raise ContractError(
                     f"Contract.{name}={value!r} must be a number >= 0: a negative cost would "
                     "pay the strategy for trading."

@@ -30,16 +30,14 @@ several rules, the breach named is the first in `BREACH_RULES` order.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Real
 
 import numpy as np
 
-from forex_assets.prop_firms.rules import PropFirmRules
+from forex_assets.prop_firms.rules import TOLERANCE, PropFirmRules
+from forex_assets.value_checks import is_finite_number
 
 BREACH_RULES = ("daily_loss_limit", "max_total_loss", "max_trades_per_day")
-TOLERANCE = 1e-9  # fractions this close to a limit or the target count as equal to it
 
 
 @dataclass(frozen=True)
@@ -106,8 +104,7 @@ def _day_arrays(
     initial_equity: float,
 ) -> tuple[np.ndarray, ...]:
     """The inputs as checked numpy arrays; anything the rules cannot be applied to raises."""
-    real = isinstance(initial_equity, Real) and not isinstance(initial_equity, bool)
-    if not (real and math.isfinite(initial_equity)):
+    if not is_finite_number(initial_equity):
         raise ValueError(f"initial_equity={initial_equity!r} must be a finite number.")
     if initial_equity <= 0:
         raise ValueError(

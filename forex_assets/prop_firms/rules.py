@@ -11,14 +11,12 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 
-import numpy as np
+from forex_assets.value_checks import is_whole
 
+# Limits compare with this slack: 0.05 x 100,000 and 100,000 x 1.1 are not exact in binary,
+# yet a firm (and the risk rules) count losing exactly the limit as within it.
+TOLERANCE = 1e-9
 _FRACTIONS = ("daily_loss_limit", "max_total_loss", "profit_target")
-
-
-def is_whole(value: object) -> bool:
-    """An int that is not a bool (True is an int to Python, never a count to a config)."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 class PropFirmConfigError(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from forex_assets.prop_firms.challenge import RuleReport
-from forex_assets.prop_firms.rules import is_whole
+from forex_assets.value_checks import is_whole
 
 #: Score tiers: a pass beats any non-pass and a non-pass any breach, whatever the Sharpe,
 #: trade count, or progress, because every other term is bounded well inside the gap.

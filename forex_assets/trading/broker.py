@@ -59,6 +59,25 @@ class BrokerOrder:
 
 
 class Broker(Protocol):
+    """What `paper_session.PaperSession` and `RiskLedger.reconcile` call, and nothing more:
+    a new broker is one module implementing these members (see CONTRIBUTING.md)."""
+
+    @property
+    def bar(self) -> int:
+        """The last bar the broker has played (-1 before the first): where a restarted
+        session resumes."""
+        ...
+
+    def advance(self, bar: int) -> list[BrokerOrder]:
+        """Play bar `bar`, the one after `bar`'s current value: fills, stops and targets.
+        Returns the orders whose state changed, in the order they changed."""
+        ...
+
+    def open_pnl(self, bar: int) -> float:
+        """The open positions marked at bar `bar`'s exit-side close, in the account
+        currency, net of their costs so far (what closing them there would realize)."""
+        ...
+
     def submit(self, order: MarketOrder) -> BrokerOrder:
         """Place `order` (idempotent on its client order id); returns its state."""
         ...

@@ -23,8 +23,7 @@ import numpy as np
 import polars as pl
 
 from forex_assets.strategies.backtest.market import Market
-from forex_assets.trading.broker import BrokerOrder, MarketOrder, OrderStatus
-from forex_assets.trading.paper_broker import PaperBroker
+from forex_assets.trading.broker import Broker, BrokerOrder, MarketOrder, OrderStatus
 from forex_assets.trading.risk_ledger import FILLED, RESERVED, ReconcileReport, Reservation
 from forex_assets.trading.risk_manager import RiskManager
 from forex_assets.trading.risk_rules import OrderRequest
@@ -79,7 +78,7 @@ class PaperSession:
         sources: Sequence[SignalSource],
         edge: np.ndarray,
         manager: RiskManager,
-        broker: PaperBroker,
+        broker: Broker,
     ):
         names = [s.name for s in sources]
         if len(set(names)) != len(names):

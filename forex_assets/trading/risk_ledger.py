@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ from forex_assets.storage.shared_database import SharedDatabase, Transaction
 from forex_assets.storage.sqlite import DEFAULT_BUSY_TIMEOUT_S
 from forex_assets.trading.broker import Broker, BrokerOrder, OrderStatus
 from forex_assets.trading.risk_rules import AccountState, OrderRequest, Refusal
+from forex_assets.value_checks import is_whole
 
 RESERVED, FILLED, CLOSED, CANCELLED = "reserved", "filled", "closed", "cancelled"
 LIVE_STATES = (RESERVED, FILLED)  # count against open positions and open risk
@@ -112,10 +112,6 @@ class ReconcileReport:
 
 
 Decision = Callable[[AccountState], "tuple[float, float] | Refusal"]
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 class RiskLedger:
@@ -298,7 +294,7 @@ class RiskLedger:
     def refuse(self, account: str, worker: str, request: OrderRequest, refusal: Refusal) -> None:
         """Record a refusal decided before the account was consulted (bad input, market).
         A request too broken to have a time or a side is recorded at time and side 0."""
-        day = self.trading_day(request.time_us) if _whole(request.time_us) else 0
+        day = self.trading_day(request.time_us) if is_whole(request.time_us) else 0
         with self.transaction() as db:
             self._insert_refusal(db, account, worker, request, day, refusal)
 
@@ -319,8 +315,8 @@ class RiskLedger:
                 worker,
                 str(request.symbol),
                 str(request.source),
-                int(request.side) if _whole(request.side) else 0,
-                int(request.time_us) if _whole(request.time_us) else 0,
+                int(request.side) if is_whole(request.side) else 0,
+                int(request.time_us) if is_whole(request.time_us) else 0,
                 day,
                 refusal.rule,
                 refusal.message,

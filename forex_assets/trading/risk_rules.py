@@ -21,6 +21,7 @@ import numpy as np
 
 from forex_assets.market.fx_calendar import week_minutes
 from forex_assets.market.sessions import US_PER_MINUTE, session_flags
+from forex_assets.prop_firms.rules import TOLERANCE
 from forex_assets.trading.risk_limits import NewsCalendar, RiskLimits
 
 RULES = (
@@ -39,8 +40,6 @@ RULES = (
     "daily_peak_drawdown",
     "max_total_loss",
 )
-# Fractions this close to a limit count as equal to it (0.05 x 100,000 is not exact).
-TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ such as USDJPY, whose P&L is in yen.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from forex_assets.market.contract import LOT_ROUNDING_SLACK, Contract
 from forex_assets.trading.risk_limits import RiskConfigError
+from forex_assets.value_checks import is_finite_number
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,16 @@ class SizingPolicy:
     max_lot: float = 50.0
 
     def __post_init__(self) -> None:
-        if not (_finite(self.risk_fraction) and 0 < self.risk_fraction <= 0.1):
+        if not (is_finite_number(self.risk_fraction) and 0 < self.risk_fraction <= 0.1):
             raise RiskConfigError(
                 f"SizingPolicy.risk_fraction={self.risk_fraction!r} must be in (0, 0.1]: the "
                 "share of equity lost when the stop is hit, e.g. 0.01 for 1%."
             )
-        if not (_finite(self.min_confidence) and 0 <= self.min_confidence < 1):
+        if not (is_finite_number(self.min_confidence) and 0 <= self.min_confidence < 1):
             raise RiskConfigError(
                 f"SizingPolicy.min_confidence={self.min_confidence!r} must be in [0, 1)."
             )
-        if not (_finite(self.max_lot) and self.max_lot > 0):
+        if not (is_finite_number(self.max_lot) and self.max_lot > 0):
             raise RiskConfigError(f"SizingPolicy.max_lot={self.max_lot!r} must be positive.")
 
 
@@ -55,10 +55,6 @@ class PositionSize:
     lots: float
     risk: float  # account currency lost at the stop, commission included
     target_risk: float  # what the policy aimed at before rounding
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def size_position(

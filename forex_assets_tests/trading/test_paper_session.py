@@ -24,6 +24,7 @@ from forex_assets.market.timeframes import Timeframe
 from forex_assets.strategies.backtest.market import Market
 from forex_assets.strategies.backtest.rules import TradeRules
 from forex_assets.strategies.backtest.run import backtest
+from forex_assets.trading.broker import Broker
 from forex_assets.trading.paper_broker import PaperBroker, SwapRates
 from forex_assets.trading.paper_session import PaperSession, SignalSource
 from forex_assets.trading.risk_ledger import CLOSED, COUNTED_STATES, FILLED, RiskLedger
@@ -141,6 +142,21 @@ def bar_of(data: Data, time_us) -> np.ndarray:
     return np.searchsorted(data.times, np.asarray(time_us, dtype=np.int64))
 
 
+class ProtocolOnly:
+    """A broker that is the `Broker` protocol and nothing else: a session reaching for
+    anything the protocol does not name fails here instead of passing on a PaperBroker."""
+
+    MEMBERS = frozenset(name for name in vars(Broker) if not name.startswith("_"))
+
+    def __init__(self, inner: Broker):
+        self._inner = inner
+
+    def __getattr__(self, name: str):
+        if name not in self.MEMBERS:
+            raise AttributeError(f"{name!r} is not part of the Broker protocol")
+        return getattr(self._inner, name)
+
+
 # -- parity with the backtest kernel -----------------------------------------------------------
 
 
@@ -151,6 +167,9 @@ def test_a_permissive_session_trades_exactly_like_the_backtest(request, tmp_path
     contract = Contract.for_symbol(data.symbol, commission_per_lot=0.0)
     expected = backtest(data.market, signal, RULES, contract).trades
     run = start(tmp_path, data, [source("model", signal)])
+    # The session talks to its broker through the protocol only, so any broker module
+    # that implements it trades the same way.
+    run.session.broker = ProtocolOnly(run.broker)
     summary = run.session.run(INITIAL)
 
     intents = run.intents()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 
 from forex_assets.strategies.backtest.errors import BacktestInputError
+from forex_assets.value_checks import is_number
 
 RULE_COLUMNS = ("stop_atr", "take_atr", "max_hold_bars", "trail_atr")
 
@@ -30,18 +31,13 @@ def rule_problem(rules: np.ndarray) -> tuple[int, int, str] | None:
     return None
 
 
-def _is_number(value: object) -> bool:
-    """A real number that is not a bool (True is an int to Python, never a price or a size)."""
-    return isinstance(value, Real) and not isinstance(value, bool | np.bool_)
-
-
 def check_account(risk_fraction: float, initial_equity: float, where: str) -> None:
-    if not (_is_number(risk_fraction) and 0 < risk_fraction <= 0.1):
+    if not (is_number(risk_fraction) and 0 < risk_fraction <= 0.1):
         raise BacktestInputError(
             f"{where}risk_fraction={risk_fraction!r} must be in (0, 0.1]: it is the share of "
             "equity lost when a stop is hit, e.g. 0.01 for 1%."
         )
-    if not (_is_number(initial_equity) and math.isfinite(initial_equity)):
+    if not (is_number(initial_equity) and math.isfinite(initial_equity)):
         raise BacktestInputError(f"{where}initial_equity={initial_equity!r} must be finite.")
     if initial_equity <= 0:
         raise BacktestInputError(f"{where}initial_equity={initial_equity!r} must be positive.")
@@ -61,7 +57,7 @@ class TradeRules:
     def __post_init__(self) -> None:
         for name in RULE_COLUMNS:
             value = getattr(self, name)
-            if not _is_number(value):
+            if not is_number(value):
                 raise BacktestInputError(f"TradeRules.{name}={value!r} must be a number.")
         if not isinstance(self.max_hold_bars, Integral):
             raise BacktestInputError(
