@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
-from forex_assets.compute.plan import PlanSettings, ResourcePlan
+from forex_assets.compute.plan import PlanSettings, Pool, ResourcePlan
 
 # variable -> plan setting it overrides
 ENV_SETTINGS: dict[str, str] = {
@@ -55,9 +55,9 @@ def used_value(plan: ResourcePlan, setting: str) -> int:
     if setting in plan.pool_limits:
         return plan.pool_limits[setting]
     if setting == "training_threads":
-        return plan.step_threads["training"]
+        return plan.step_threads[Pool.TRAINING]
     if setting == "feature_threads":
-        return plan.step_threads["features"]
+        return plan.step_threads[Pool.FEATURES]
     return plan.blas_threads_cap
 
 

@@ -57,10 +57,10 @@ TIMEFRAMES_PER_SYMBOL = 11
 # -> 2 GiB; a training split holds its slice of the feature matrix and the model -> 2 GiB;
 # a symbol's heavy stages together stay under 4 GiB (the training issue's target).
 STEP_MEMORY_BYTES = {
-    "tf_loads": GiB // 2,
-    "features": 2 * GiB,
-    "training": 2 * GiB,
-    "symbols": 4 * GiB,
+    Pool.TF_LOADS: GiB // 2,
+    Pool.FEATURES: 2 * GiB,
+    Pool.TRAINING: 2 * GiB,
+    Pool.SYMBOLS: 4 * GiB,
 }
 # Share of usable memory the plan hands to steps; the rest is for the OS, page cache,
 # the orchestrating process and the Dagster webserver/daemon.
@@ -177,35 +177,39 @@ def plan_resources(
         "training_threads", default_training_threads(cores), f"round(sqrt({cores} cores))", cores
     )
     feature_threads = chosen("feature_threads", 1, "single-threaded indicator kernels", cores)
-    step_threads = {"tf_loads": 1, "features": feature_threads, "training": training_threads}
+    step_threads = {
+        Pool.TF_LOADS: 1,
+        Pool.FEATURES: feature_threads,
+        Pool.TRAINING: training_threads,
+    }
     reasons["tf_loads_threads"] = "single-threaded resampling; timeframes run side by side"
 
     limits = {
-        "tf_loads": chosen(
+        Pool.TF_LOADS: chosen(
             "tf_loads",
-            min(cores, memory_bound("tf_loads")),
-            f"min({cores} cores / 1 thread, memory for {memory_bound('tf_loads')} steps)",
+            min(cores, memory_bound(Pool.TF_LOADS)),
+            f"min({cores} cores / 1 thread, memory for {memory_bound(Pool.TF_LOADS)} steps)",
             cores,
         ),
-        "features": chosen(
+        Pool.FEATURES: chosen(
             "features",
-            min(cores // feature_threads, memory_bound("features")),
-            f"min({cores} cores / {feature_threads} threads, memory for {memory_bound('features')} steps)",
+            min(cores // feature_threads, memory_bound(Pool.FEATURES)),
+            f"min({cores} cores / {feature_threads} threads, memory for {memory_bound(Pool.FEATURES)} steps)",
             cores,
         ),
-        "training": chosen(
+        Pool.TRAINING: chosen(
             "training",
-            min(cores // training_threads, memory_bound("training")),
-            f"min({cores} cores / {training_threads} threads, memory for {memory_bound('training')} steps)",
+            min(cores // training_threads, memory_bound(Pool.TRAINING)),
+            f"min({cores} cores / {training_threads} threads, memory for {memory_bound(Pool.TRAINING)} steps)",
             cores,
         ),
     }
     narrowest_stage = TIMEFRAMES_PER_SYMBOL * feature_threads
-    limits["symbols"] = chosen(
-        "symbols",
-        min(cores // narrowest_stage, memory_bound("symbols")),
+    limits[Pool.SYMBOLS] = chosen(
+        Pool.SYMBOLS,
+        min(cores // narrowest_stage, memory_bound(Pool.SYMBOLS)),
         f"min({cores} cores / {narrowest_stage} (one feature step per timeframe), "
-        f"memory for {memory_bound('symbols')} symbols)",
+        f"memory for {memory_bound(Pool.SYMBOLS)} symbols)",
         cores,
     )
     blas = chosen("blas_threads", cores, "no cap beyond each step's own budget", cores)

@@ -33,7 +33,13 @@ from dagster._utils.error import SerializableErrorInfo, serializable_error_info_
 from forex_assets.compute.core_ledger import CoreLedger, default_ledger_path
 from forex_assets.compute.machine import detect_machine
 from forex_assets.compute.overrides import settings_from_env
-from forex_assets.compute.plan import MEMORY_HEADROOM, PlanSettings, ResourcePlan, plan_resources
+from forex_assets.compute.plan import (
+    MEMORY_HEADROOM,
+    PlanSettings,
+    Pool,
+    ResourcePlan,
+    plan_resources,
+)
 from forex_assets.executor.scheduling import (
     HEAVY_POOLS,
     BudgetedActiveExecution,
@@ -139,7 +145,7 @@ class BudgetedExecutor(Executor):
             if step_pool(s) in HEAVY_POOLS
         }
         symbol_stage = SymbolStage(
-            plan_context.instance, run.run_id, heavy, plan.pool_limits.get("symbols", 1)
+            plan_context.instance, run.run_id, heavy, plan.pool_limits.get(Pool.SYMBOLS, 1)
         )
         with ExitStack() as stack:
             concurrency = stack.enter_context(FastConcurrencyContext(plan_context.instance, run))

@@ -28,12 +28,11 @@ from dagster._core.instance import DagsterInstance
 from dagster._core.storage.tags import GLOBAL_CONCURRENCY_TAG, PRIORITY_TAG
 
 from forex_assets.compute.core_ledger import CoreLedger
-from forex_assets.compute.plan import ResourcePlan
+from forex_assets.compute.plan import Pool, ResourcePlan
 from forex_assets.executor.waits import CORES, Block
 
 THREADS_TAG = "forex_assets/threads"
-HEAVY_POOLS = frozenset({"features", "training"})
-SYMBOLS_POOL = "symbols"
+HEAVY_POOLS = frozenset({Pool.FEATURES, Pool.TRAINING})
 SYMBOL_STAGE_KEY = "__symbol_heavy_stage__"
 CROSS_RUN_POLL_S = 0.1
 # A step that has waited this long for cores reserves them: no step behind it starts until
@@ -133,7 +132,7 @@ class SymbolStage:
         if self._shared:
             with claims_serialized(self._instance):
                 status = self._storage.claim_concurrency_slot(
-                    SYMBOLS_POOL, self._run_id, SYMBOL_STAGE_KEY, 0
+                    Pool.SYMBOLS, self._run_id, SYMBOL_STAGE_KEY, 0
                 )
             if not status.is_claimed:
                 return False
@@ -206,7 +205,7 @@ class BudgetedActiveExecution(ActiveExecution):
                 continue
             self._waiting_for_cores.pop(step.key, None)
             if pool in HEAVY_POOLS and not self._symbol_stage.admit():
-                self.blocked[step.key] = Block("pool", SYMBOLS_POOL, threads)
+                self.blocked[step.key] = Block("pool", Pool.SYMBOLS, threads)
                 continue
             if not self._ledger.try_acquire(self.ledger_holder(step.key), threads):
                 self.blocked[step.key] = Block(CORES, None, threads)
