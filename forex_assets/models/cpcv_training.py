@@ -17,6 +17,7 @@ import numpy as np
 
 from forex_assets.models.dataset import TrainingData
 from forex_assets.models.evaluation import Evaluation, evaluate_paths
+from forex_assets.models.final_model import save_final_model
 from forex_assets.models.model_spec import AnySpec
 from forex_assets.models.out_of_fold import path_probabilities
 from forex_assets.models.stacking import (
@@ -52,7 +53,7 @@ def train_on_cpcv(
     out_dir: Path,
     progress: Callable[[SplitResult], None] = lambda result: None,
 ) -> CpcvTraining:
-    """Train, assemble, blend and score; model files and the final blender go to `out_dir`.
+    """Train, assemble, blend and score; model files and the final model go to `out_dir`.
 
     Pass `data` without keeping another reference to it: its arrays are replaced by the
     mapped copy, and the caller's would otherwise stay in memory for the whole training.
@@ -81,9 +82,11 @@ def train_on_cpcv(
         )
         evaluation = evaluate_paths(path_proba, data, cost)
         feature_names, rows = data.feature_names, data.rows
-    # The blender the final refit models go with, fitted on every out-of-fold row once.
+    # The blender the final refit models go with, fitted on every out-of-fold row once;
+    # the manifest last, so a run folder that has it holds a complete final model.
     blender_file = out_dir / BLENDER_FILE
     save_blender(fit_blender([path_proba[m][0] for m in names], classes), names, blender_file)
+    save_final_model(out_dir, feature_names, int(t0.max()))
     return CpcvTraining(
         models,
         results,
