@@ -54,7 +54,7 @@ class CpcvConfig(dg.Config):
 
 class TrainingConfig(dg.Config):
     models: list[str] = Field(
-        default_factory=lambda: [spec.name for spec in model_specs()],
+        default=[spec.name for spec in model_specs()],
         description="The model types to train and blend (modules of forex_assets.models.types).",
     )
     seed: int = 7
