@@ -9,17 +9,11 @@ import pytest
 from forex_assets.models.gradient_boosting import load_gradient_boosting
 from forex_assets.models.stacking import load_blender, save_blender
 from forex_assets.storage.damage import StoredDataError
-from forex_assets.storage.model_store import MODEL_ASSET, orphaned_runs, run_directory, run_folders
+from forex_assets.storage.model_store import orphaned_runs, run_directory, run_folders
 
 
 def _run_id() -> str:
     return str(uuid.uuid4())
-
-
-def test_model_asset_is_the_asset_that_writes_the_store():
-    from forex_assets.defs.keys import TRAINED_MODELS
-
-    assert TRAINED_MODELS.to_user_string() == MODEL_ASSET
 
 
 @pytest.mark.parametrize("content", [None, "garbage"], ids=["missing", "damaged"])
