@@ -29,7 +29,6 @@ from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.ingest.sample import generate_sample_m1
 from forex_assets.models.dataset import TrainingData
 from forex_assets.models.training import (
-    BASE_MODELS,
     FINAL_REFIT,
     SplitTask,
     TrainingSettings,
@@ -38,7 +37,9 @@ from forex_assets.models.training import (
 )
 from forex_assets.validation.cpcv import CpcvSettings, combinatorial_purged_cv
 
-DESCRIPTION = "CPCV training (15 splits + refit, LightGBM + MLP): budgeted pool vs sequential loop"
+DESCRIPTION = (
+    "CPCV training (15 splits + refit, every model type): budgeted pool vs sequential loop"
+)
 # Both sides train 16 models pairs of minutes each: one timed run.
 DEFAULT_CONFIG = {"repeats": 1}
 MEMORY_TARGET_BYTES = 4 * 2**30
@@ -79,7 +80,7 @@ def run(config: BenchConfig) -> BenchResult:
         finally:
             os.environ.pop(STEP_THREADS_ENV, None)
         for (_, test), split_result in zip(splits, results, strict=True):
-            for model in BASE_MODELS:
+            for model in settings.models:
                 proba = split_result.proba[model]
                 check(proba.shape == (test.size, 3), f"split {split_result.index}: wrong shape")
                 check(bool(np.allclose(proba.sum(axis=1), 1.0, atol=1e-4)), "rows must sum to 1")
@@ -87,7 +88,7 @@ def run(config: BenchConfig) -> BenchResult:
         again = train_split(
             SplitTask(0, splits[0][0], splits[0][1], data_dir, str(work / "again"), settings, 1)
         )
-        for model in BASE_MODELS:
+        for model in settings.models:
             check(
                 bool(np.array_equal(again.proba[model], results[0].proba[model])),
                 f"{model}: a second run of split 0 gave different probabilities",

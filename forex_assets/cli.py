@@ -21,15 +21,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from forex_assets import settings
+from forex_assets.defs.keys import FEATURE_MATRIX
 from forex_assets.market.instruments import UnknownSymbolError, instrument_for
 from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols
 from forex_assets.storage.catalog import CatalogBusyError, CatalogError, DuckDBCatalog
 from forex_assets.storage.damage import StoredDataError
-from forex_assets.storage.model_ledger import registered_runs
+from forex_assets.storage.model_ledger import latest_run, registered_runs
 from forex_assets.storage.model_store import orphaned_runs
+from forex_assets.storage.parquet_store import read_partition, write_frame
 
 STEP_EVENTS = {
     dg.DagsterEventType.STEP_START,
@@ -274,6 +277,55 @@ def model_orphans(delete: bool) -> int:
     return 0
 
 
+def predict(symbol: str, run_id: str | None, last: int, out: str | None) -> int:
+    """Score the symbol's stored feature matrix with a run's final model (the latest
+    registered run's unless one is named): print the last rows, optionally write all."""
+    # Here, not at the top: the models import LightGBM, which no other command needs.
+    from forex_assets.models.final_model import (
+        IN_SAMPLE,
+        FeatureMismatchError,
+        RunIdError,
+        load_final_model,
+    )
+
+    try:
+        symbol = instrument_for(symbol).symbol
+    except UnknownSymbolError as exc:
+        print(f"--symbol: {exc}", file=sys.stderr)
+        return 2
+    if last < 1:
+        print(f"--last {last}: print at least 1 row", file=sys.stderr)
+        return 2
+    if run_id is None:
+        run_id = latest_run(_catalog(), symbol)
+        if run_id is None:
+            print(
+                f"error: no trained model of {symbol} is registered in "
+                f"{settings.catalog_path()}; train one with "
+                f"`python -m forex_assets train --symbol {symbol}`",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        model = load_final_model(settings.models_root(), symbol, run_id)
+        scored = model.score(read_partition(settings.storage_root(), FEATURE_MATRIX.path, symbol))
+    except (RunIdError, FeatureMismatchError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    in_sample = int(scored.get_column(IN_SAMPLE).sum())
+    print(
+        f"{symbol} run {run_id}: {' + '.join(model.model_names)} blended over "
+        f"{len(model.features)} features; {scored.height} rows scored, {in_sample} of them "
+        "in sample (the final refit trained on them)"
+    )
+    with pl.Config(tbl_rows=last, tbl_cols=-1, float_precision=4, tbl_hide_dataframe_shape=True):
+        print(scored.tail(last))
+    if out is not None:
+        write_frame(scored, Path(out))
+        print(f"wrote {scored.height} rows to {out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m forex_assets", description=__doc__.split("\n")[0]
@@ -292,6 +344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     models_cmd = commands.add_parser("models", help="model folders of failed runs")
     models_cmd.add_argument("action", choices=["orphans"])
     models_cmd.add_argument("--delete", action="store_true", help="remove the orphans listed")
+    predict_cmd = commands.add_parser(
+        "predict", help="score the stored feature matrix with a trained final model"
+    )
+    predict_cmd.add_argument("--symbol", required=True, help="e.g. EURUSD")
+    predict_cmd.add_argument("--run-id", help="the training run (default: the latest)")
+    predict_cmd.add_argument("--last", type=int, default=10, help="rows to print (default 10)")
+    predict_cmd.add_argument("--out", help="write every row's probabilities to this Parquet")
     args = parser.parse_args(argv)
     try:
         return _run_command(args)
@@ -311,4 +370,6 @@ def _run_command(args: argparse.Namespace) -> int:
         return catalog_rebuild()
     if args.command == "models":
         return model_orphans(args.delete)
+    if args.command == "predict":
+        return predict(args.symbol, args.run_id, args.last, args.out)
     return query(args.sql)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
 
 from forex_assets.market.bar_schema import M1_SCHEMA
+
+if TYPE_CHECKING:
+    from forex_assets_tests.trained_run import TrainedRun
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +63,13 @@ def m1_frame(start: datetime, closes: list[float], spread: float | None = None) 
         )
         previous = close
     return pl.DataFrame(rows, schema=M1_SCHEMA)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> TrainedRun:
+    """One small symbol trained end to end into a model store (see `train_small_run`),
+    shared by every test of what a training run leaves, since training is the slow part.
+    Copy the run folder before damaging it."""
+    from forex_assets_tests.trained_run import train_small_run  # models: only when asked
+
+    return train_small_run(tmp_path_factory.mktemp("trained_run"))

@@ -1,6 +1,7 @@
 """`python -m forex_assets ...` from a fresh environment, as a user runs it."""
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -11,6 +12,10 @@ from dagster._core.storage.dagster_run import DagsterRun
 
 from forex_assets import settings
 from forex_assets.cli import main
+from forex_assets.models.dataset import PROBABILITY_COLUMNS
+from forex_assets.models.final_model import load_final_model
+from forex_assets.storage.catalog import DuckDBCatalog
+from forex_assets.storage.model_ledger import ModelRecord, record_models
 from forex_assets.storage.parquet_store import partition_file, write_frame
 
 
@@ -48,6 +53,12 @@ def test_train_runs_the_chain_with_progress(tmp_path):
     queried = _cli("query", "select 1000 + count(*) as marker from bars_mn1", env=env, cwd=tmp_path)
     assert queried.returncode == 0, queried.stderr
     assert "1002" in queried.stdout  # 0.1 years from 2023-01-01: January and February
+    # The run's final model, loaded back, scores the stored feature matrix.
+    predicted = _cli("predict", "--symbol", "eurusd", "--last", "2", env=env, cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert (
+        "EURUSD run " in predicted.stdout and ": lightgbm + mlp blended over " in predicted.stdout
+    )
 
 
 def test_bad_symbol_is_refused_with_a_reason(tmp_path):
@@ -120,3 +131,55 @@ def test_orphaned_model_folders_are_listed_and_deleted_never_a_running_one(
     remaining = sorted(p.name for p in models.iterdir())
     assert len(remaining) == 3 and runs["FAILURE"] not in remaining
     assert runs["STARTED"] in remaining and runs["SUCCESS"] in remaining
+
+
+def _stored_run(trained_run) -> None:
+    """The trained run in this test's project home: its folder in the model store, its
+    feature matrix in the store and a ledger row registering it."""
+    run = settings.models_root() / trained_run.symbol / trained_run.run_id
+    shutil.copytree(trained_run.root / trained_run.symbol / trained_run.run_id, run)
+    matrix_file = partition_file(settings.storage_root(), ["feature_matrix"], "EURUSD")
+    write_frame(trained_run.matrix, matrix_file)
+    blender = ModelRecord(
+        "EURUSD", trained_run.run_id, "blend", "final", str(run / "blender.json"),
+        "json-weights", ("lightgbm", "mlp"), "0123456789abcdef", "test", {},
+    )  # fmt: skip
+    record_models(DuckDBCatalog(settings.catalog_path()), [blender])
+
+
+def test_predict_scores_the_feature_matrix_with_the_latest_final_model(
+    trained_run, tmp_path, capsys
+):
+    _stored_run(trained_run)
+    out = tmp_path / "scores" / "eurusd.parquet"
+    assert main(["predict", "--symbol", "eurusd", "--last", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    header, *table = printed.splitlines()
+    assert header == (
+        f"EURUSD run {trained_run.run_id}: lightgbm + mlp blended over 10 features; 3000 "
+        "rows scored, 3000 of them in sample (the final refit trained on them)"
+    )
+    last_times = trained_run.matrix.get_column("time").tail(3).dt.strftime("%Y-%m-%d %H:%M")
+    assert all(any(time in line for line in table) for time in last_times)
+    assert printed.rstrip().endswith(f"wrote 3000 rows to {out}")
+    written = pl.read_parquet(out)
+    model = load_final_model(settings.models_root(), "EURUSD", trained_run.run_id)
+    assert written.equals(model.score(trained_run.matrix))
+    assert set(PROBABILITY_COLUMNS) <= set(written.columns)
+    assert not list(out.parent.glob(".*.tmp"))  # written atomically
+
+
+def test_predict_without_a_trained_model_or_with_an_unknown_run_says_what_to_do(capsys):
+    assert main(["predict", "--symbol", "EURUSD"]) == 2
+    error = capsys.readouterr().err
+    assert "no trained model of EURUSD is registered" in error
+    assert "`python -m forex_assets train --symbol EURUSD`" in error
+    run_id = str(uuid.uuid4())
+    line = _one_error_line(
+        main(["predict", "--symbol", "EURUSD", "--run-id", run_id]), capsys.readouterr().err
+    )
+    assert f"{settings.models_root() / 'EURUSD' / run_id} does not exist" in line
+    line = _one_error_line(
+        main(["predict", "--symbol", "EURUSD", "--run-id", "latest"]), capsys.readouterr().err
+    )
+    assert "run id 'latest' is not a Dagster run id" in line

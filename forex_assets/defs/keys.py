@@ -8,6 +8,7 @@ Pools are `forex_assets.compute.plan.Pool`: the resource plan sizes them.
 import dagster as dg
 
 from forex_assets.market.timeframes import Timeframe
+from forex_assets.storage.model_store import MODEL_ASSET
 
 DATA_GROUP = "data"
 FEATURES_GROUP = "features"
@@ -19,7 +20,7 @@ TRADING_GROUP = "trading"
 M1_BARS = dg.AssetKey("m1_bars")
 FEATURE_MATRIX = dg.AssetKey("feature_matrix")
 CPCV_FOLDS = dg.AssetKey("cpcv_folds")
-TRAINED_MODELS = dg.AssetKey("trained_models")
+TRAINED_MODELS = dg.AssetKey(MODEL_ASSET)  # the model store's errors name it too
 EVOLVED_STRATEGIES = dg.AssetKey("evolved_strategies")
 STRATEGY_PORTFOLIO = dg.AssetKey("strategy_portfolio")
 PAPER_TRADING = dg.AssetKey("paper_trading")

@@ -17,22 +17,24 @@ import numpy as np
 
 from forex_assets.models.dataset import TrainingData
 from forex_assets.models.evaluation import Evaluation, evaluate_paths
+from forex_assets.models.final_model import save_final_model
+from forex_assets.models.model_spec import AnySpec
 from forex_assets.models.out_of_fold import path_probabilities
-from forex_assets.models.stacking import fit_blender, save_blender, time_ordered_stack
-from forex_assets.models.training import (
-    BASE_MODELS,
-    SplitResult,
-    TrainingSettings,
-    train_all,
+from forex_assets.models.stacking import (
+    BLENDER_FILE,
+    fit_blender,
+    save_blender,
+    time_ordered_stack,
 )
+from forex_assets.models.training import SplitResult, TrainingSettings, train_all
 from forex_assets.validation.cpcv import CpcvPlan
 
 BLEND = "blend"
-BLENDER_FILE = "blender.json"
 
 
 @dataclass(frozen=True)
 class CpcvTraining:
+    models: tuple[AnySpec, ...]  # the model types trained, in the blender's order
     results: list[SplitResult]
     final: SplitResult
     path_proba: dict[str, np.ndarray]  # model -> (paths, rows, classes), blend included
@@ -51,12 +53,14 @@ def train_on_cpcv(
     out_dir: Path,
     progress: Callable[[SplitResult], None] = lambda result: None,
 ) -> CpcvTraining:
-    """Train, assemble, blend and score; model files and the final blender go to `out_dir`.
+    """Train, assemble, blend and score; model files and the final model go to `out_dir`.
 
     Pass `data` without keeping another reference to it: its arrays are replaced by the
     mapped copy, and the caller's would otherwise stay in memory for the whole training.
     """
     fingerprint = data.fingerprint()
+    models = tuple(spec for spec, _ in settings.selected())
+    names = [spec.name for spec in models]
     with tempfile.TemporaryDirectory(prefix="forex_assets_training_") as work:
         data_dir = Path(work) / "data"
         data = data.spill(data_dir)
@@ -66,23 +70,31 @@ def train_on_cpcv(
         classes, t0, t1 = np.array(data.classes), np.array(data.t0), np.array(data.t1)
         path_proba = {
             model: path_probabilities(plan.paths, plan.group_bounds, results, model)
-            for model in BASE_MODELS
+            for model in names
         }
         path_proba[BLEND] = np.stack(
             [
                 time_ordered_stack(
-                    [path_proba[m][path] for m in BASE_MODELS], classes, t0, t1, plan.group_bounds
+                    [path_proba[m][path] for m in names], classes, t0, t1, plan.group_bounds
                 )
                 for path in range(plan.n_paths)
             ]
         )
         evaluation = evaluate_paths(path_proba, data, cost)
         feature_names, rows = data.feature_names, data.rows
-    # The blender the final refit models go with, fitted on every out-of-fold row once.
+    # The blender the final refit models go with, fitted on every out-of-fold row once;
+    # the manifest last, so a run folder that has it holds a complete final model.
     blender_file = out_dir / BLENDER_FILE
-    save_blender(
-        fit_blender([path_proba[m][0] for m in BASE_MODELS], classes), BASE_MODELS, blender_file
-    )
+    save_blender(fit_blender([path_proba[m][0] for m in names], classes), names, blender_file)
+    save_final_model(out_dir, feature_names, int(t0.max()))
     return CpcvTraining(
-        results, final, path_proba, evaluation, blender_file, fingerprint, feature_names, rows
+        models,
+        results,
+        final,
+        path_proba,
+        evaluation,
+        blender_file,
+        fingerprint,
+        feature_names,
+        rows,
     )

@@ -9,6 +9,7 @@ copy in its page cache however many workers read it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,17 @@ import polars as pl
 
 # Triple-barrier labels -1/0/+1 as class indices 0/1/2.
 CLASSES = (-1, 0, 1)
+# The columns of stored probabilities, one per class: p_-1, p_+0, p_+1.
+PROBABILITY_COLUMNS = tuple(f"p_{c:+d}" for c in CLASSES)
 _ARRAYS = ("features", "classes", "t0", "t1", "trade_return")
+
+
+def feature_array(matrix: pl.DataFrame, feature_names: Sequence[str]) -> np.ndarray:
+    """The model inputs of feature-matrix rows, in `feature_names` order: float32, a null
+    (no completed bar of that timeframe yet) as NaN, the way every model was trained."""
+    return np.ascontiguousarray(
+        matrix.select(feature_names).to_numpy(order="c").astype(np.float32, copy=False)
+    )
 
 
 @dataclass(frozen=True)
@@ -45,9 +56,7 @@ class TrainingData:
             )
         labels = matrix.get_column("tb_label").to_numpy()
         return cls(
-            features=np.ascontiguousarray(
-                matrix.select(feature_names).to_numpy(order="c").astype(np.float32, copy=False)
-            ),
+            features=feature_array(matrix, feature_names),
             classes=np.searchsorted(CLASSES, labels).astype(np.int64),
             t0=matrix.get_column("close_time").dt.epoch("us").to_numpy(),
             t1=matrix.get_column("tb_t1").dt.epoch("us").to_numpy(),

@@ -13,6 +13,8 @@ import lightgbm as lgb
 import numpy as np
 
 from forex_assets.models.dataset import CLASSES
+from forex_assets.models.model_spec import Fitted
+from forex_assets.storage.atomic import atomic_write
 from forex_assets.storage.model_store import unreadable_model
 
 
@@ -48,23 +50,22 @@ class GradientBoostingSettings:
         }
 
 
-@dataclass(frozen=True)
-class FittedBooster:
-    booster: lgb.Booster
-    best_iteration: int
-    validation_loss: float
+def predict_proba(booster: lgb.Booster, features: np.ndarray) -> np.ndarray:
+    """(rows, classes) probabilities of the trees kept by early stopping (all a saved
+    booster holds: training keeps and saves only those)."""
+    # LightGBM returns shape (0,) for no rows; keep (rows, classes) for every caller.
+    proba = booster.predict(features)
+    return np.asarray(proba).reshape(len(features), len(CLASSES))
 
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        # LightGBM returns shape (0,) for no rows; keep (rows, classes) for every caller.
-        proba = self.booster.predict(features, num_iteration=self.best_iteration)
-        return np.asarray(proba).reshape(len(features), len(CLASSES))
 
-    def save(self, path: Path) -> None:
-        self.booster.save_model(str(path), num_iteration=self.best_iteration)
+def importance(booster: lgb.Booster) -> dict[str, float]:
+    """Total split gain per feature."""
+    gains = booster.feature_importance("gain")
+    return dict(zip(booster.feature_name(), map(float, gains), strict=True))
 
-    def importance(self) -> dict[str, float]:
-        gains = self.booster.feature_importance("gain", iteration=self.best_iteration)
-        return dict(zip(self.booster.feature_name(), map(float, gains), strict=True))
+
+def save_gradient_boosting(booster: lgb.Booster, path: Path) -> None:
+    atomic_write(path, lambda temp: booster.save_model(str(temp)))
 
 
 def fit_gradient_boosting(
@@ -75,8 +76,12 @@ def fit_gradient_boosting(
     feature_names: list[str],
     threads: int,
     seed: int,
-) -> FittedBooster:
-    """Train with early stopping on the (time-later) validation rows."""
+) -> Fitted[lgb.Booster]:
+    """Train with early stopping on the (time-later) validation rows.
+
+    `lgb.train` keeps only the trees up to the best iteration, so the booster predicts,
+    and saves, exactly the early-stopped model.
+    """
     params = settings.params(threads, seed)
     train_set = lgb.Dataset(
         features, classes, feature_name=feature_names, params=params, free_raw_data=True
@@ -91,7 +96,7 @@ def fit_gradient_boosting(
     )
     best = booster.best_iteration or booster.current_iteration()
     loss = booster.best_score["valid_0"]["multi_logloss"]
-    return FittedBooster(booster, best, float(loss))
+    return Fitted(booster, best, float(loss), device="cpu", importance=importance(booster))
 
 
 def load_gradient_boosting(path: Path) -> lgb.Booster:

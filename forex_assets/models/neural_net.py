@@ -10,6 +10,7 @@ instead of allocating that network or failing in `load_state_dict`.
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ from torch import nn
 
 from forex_assets.models.dataset import CLASSES
 from forex_assets.models.neural_net_settings import NeuralNetSettings
+from forex_assets.storage.atomic import atomic_write_bytes
 from forex_assets.storage.model_store import unreadable_model
 
 WEIGHTS_FILE = "weights.pt"
@@ -89,9 +91,12 @@ class FittedNet:
         return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), dtype=np.float32)
 
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
-        torch.save(state, directory / WEIGHTS_FILE)
+        # Serialized in memory: saved to the temporary file, the archive inside would be
+        # named after that random name, and the same network would differ byte by byte.
+        weights = io.BytesIO()
+        torch.save(state, weights)
+        atomic_write_bytes(directory / WEIGHTS_FILE, weights.getvalue())
         spec = {
             "inputs": int(self.standardizer.mean.size),
             "settings": asdict(self.settings),
@@ -100,7 +105,7 @@ class FittedNet:
             "best_epoch": self.best_epoch,
             "validation_loss": self.validation_loss,
         }
-        (directory / SPEC_FILE).write_text(json.dumps(spec))
+        atomic_write_bytes(directory / SPEC_FILE, json.dumps(spec).encode())
 
 
 class _SpecError(ValueError):

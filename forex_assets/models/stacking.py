@@ -15,9 +15,12 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
+from forex_assets.storage.atomic import atomic_write_bytes
 from forex_assets.storage.model_store import unreadable_model
 
 PROBABILITY_FLOOR = 1e-6
+BLENDER_FILE = "blender.json"
+BLENDER_FORMAT = "json-weights"
 
 
 def _design(probabilities: Sequence[np.ndarray]) -> np.ndarray:
@@ -79,13 +82,27 @@ def time_ordered_stack(
 
 def save_blender(weights: np.ndarray, models: Sequence[str], path: Path) -> None:
     """The final blender as JSON: the models it blends, in order, and its weight matrix."""
-    path.write_text(json.dumps({"models": list(models), "weights": weights.tolist()}))
+    document = {"models": list(models), "weights": weights.tolist()}
+    atomic_write_bytes(path, json.dumps(document).encode())
 
 
 def load_blender(path: Path) -> tuple[list[str], np.ndarray]:
-    """A saved blender; a missing or damaged file raises `StoredDataError` naming it."""
+    """A saved blender; a missing or damaged file, or weights that do not fit the models
+    it names, raise `StoredDataError` naming it."""
     try:
         document = json.loads(path.read_text())
-        return document["models"], np.asarray(document["weights"], dtype=np.float64)
+        models = document["models"]
+        weights = np.asarray(document["weights"], dtype=np.float64)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise unreadable_model(path, "a blender (JSON models and weights)", error) from None
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+        problem = ValueError(f"models is {models!r}, not a list of model type names")
+        raise unreadable_model(path, "a blender (JSON models and weights)", problem)
+    # One row per model and class (its log-probabilities) plus the intercept.
+    if weights.ndim != 2 or weights.shape[0] != len(models) * weights.shape[1] + 1:
+        problem = ValueError(
+            f"weights of shape {weights.shape} cannot blend the {len(models)} models "
+            f"{models}: that takes (models x classes + 1, classes)"
+        )
+        raise unreadable_model(path, "a blender (JSON models and weights)", problem)
+    return models, weights

@@ -1,49 +1,73 @@
 """Training every CPCV split (and the final refit) in parallel inside the step's budget.
 
-Each split is one task: LightGBM and the MLP, early-stopped on the split's inner
-validation slice, then asked for probabilities on the split's test rows. Tasks run in a
-`budgeted_process_pool`: with B threads for the step and S tasks, each task gets
-max(1, B // S) threads and B // threads tasks run at once, so processes x threads never
-exceed the budget (the seed's 8 x 16 layout on 16 cores is what this prevents). Every
-task seeds its models from the run's seed and its index, so results do not depend on
-which worker ran it or in which order.
-
-torch is imported by the workers only (inside `train_split`): this module is loaded by
-every process of the code location, and torch would cost each one about a second and a
-few hundred MB.
+Each split is one task: every selected model type (`TrainingSettings.models`, by default
+every registered one), early-stopped on the split's inner validation slice, then asked
+for probabilities on the split's test rows. Tasks run in a `budgeted_process_pool`: with
+B threads for the step and S tasks, each task gets max(1, B // S) threads and
+B // threads tasks run at once, so processes x threads never exceed the budget (the
+seed's 8 x 16 layout on 16 cores is what this prevents). Every task seeds its models
+from the run's seed and its index, so results do not depend on which worker ran it or
+in which order.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from forex_assets.compute.thread_budget import step_threads
 from forex_assets.compute.worker_pool import budgeted_process_pool
 from forex_assets.models.dataset import TrainingData
-from forex_assets.models.gradient_boosting import GradientBoostingSettings, fit_gradient_boosting
 from forex_assets.models.inner_validation import inner_validation_split
-from forex_assets.models.neural_net_settings import NeuralNetSettings
+from forex_assets.models.model_spec import AnySpec, TrainingRows
+from forex_assets.models.registry import model_spec, model_specs
 
-GRADIENT_BOOSTING = "lightgbm"
-NEURAL_NET = "mlp"
-BASE_MODELS = (GRADIENT_BOOSTING, NEURAL_NET)
 FINAL_REFIT = -1
-LIGHTGBM_FILE = "lightgbm.txt"
-MLP_DIRECTORY = "mlp"
+
+
+def split_name(index: int) -> str:
+    """The folder, and ledger split, of a split's models: `split_03`, or `final`."""
+    return "final" if index == FINAL_REFIT else f"split_{index:02d}"
+
+
+def default_model_settings() -> dict[str, Any]:
+    """Every registered model type with its default settings."""
+    return {spec.name: spec.settings() for spec in model_specs()}
 
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    gradient_boosting: GradientBoostingSettings = field(default_factory=GradientBoostingSettings)
-    neural_net: NeuralNetSettings = field(default_factory=NeuralNetSettings)
+    # The model types to train (registered names) and their settings.
+    models: Mapping[str, Any] = field(default_factory=default_model_settings)
     inner_validation_share: float = 0.15
     seed: int = 7
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError(
+                "TrainingSettings.models is empty; name at least one registered model type "
+                f"({[spec.name for spec in model_specs()]})."
+            )
+        for name, settings in self.models.items():
+            spec = model_spec(name)
+            if not isinstance(settings, spec.settings):
+                raise ValueError(
+                    f"TrainingSettings.models[{name!r}] is a {type(settings).__name__}, but "
+                    f"the {name} model type takes {spec.settings.__name__}; pass "
+                    f"{spec.settings.__name__}(...) for it."
+                )
+
+    def selected(self) -> list[tuple[AnySpec, Any]]:
+        """(spec, settings) of each model type to train, in registry order."""
+        return [
+            (spec, self.models[spec.name]) for spec in model_specs() if spec.name in self.models
+        ]
 
 
 @dataclass(frozen=True)
@@ -56,10 +80,6 @@ class SplitTask:
     settings: TrainingSettings
     threads: int
 
-    @property
-    def name(self) -> str:
-        return "final" if self.index == FINAL_REFIT else f"split_{self.index:02d}"
-
 
 @dataclass(frozen=True)
 class SplitResult:
@@ -68,58 +88,51 @@ class SplitResult:
     proba: dict[str, np.ndarray]  # model -> (test rows, classes)
     best_iteration: dict[str, int]
     validation_loss: dict[str, float]
-    importance: dict[str, float]  # LightGBM gain per feature
+    importance: dict[str, dict[str, float]]  # model -> feature -> importance, where measured
     files: dict[str, str]
+    devices: dict[str, str]
     train_rows: int
     seconds: float
-    device: str
 
 
 def train_split(task: SplitTask) -> SplitResult:
-    """Train both models on one split; runs in a worker process."""
-    from forex_assets.models.neural_net import default_device, fit_neural_net  # torch: see module
-
+    """Train every selected model type on one split; runs in a worker process."""
     started = time.perf_counter()
     data = TrainingData.load(Path(task.data_dir))
     inner, validation = inner_validation_split(
         task.train, data.t0, data.t1, task.settings.inner_validation_share
     )
-    x_inner, y_inner = np.asarray(data.features[inner]), np.asarray(data.classes[inner])
-    held_out = (np.asarray(data.features[validation]), np.asarray(data.classes[validation]))
+    rows = TrainingRows(
+        np.asarray(data.features[inner]),
+        np.asarray(data.classes[inner]),
+        (np.asarray(data.features[validation]), np.asarray(data.classes[validation])),
+        data.feature_names,
+    )
     seed = task.settings.seed * 1000 + task.index + 1
-    names = list(data.feature_names)
-    booster = fit_gradient_boosting(
-        x_inner, y_inner, held_out, task.settings.gradient_boosting, names, task.threads, seed
-    )
-    device = default_device()
-    net = fit_neural_net(
-        x_inner, y_inner, held_out, task.settings.neural_net, task.threads, seed, device
-    )
-    directory = Path(task.out_dir) / task.name
+    directory = Path(task.out_dir) / split_name(task.index)
     directory.mkdir(parents=True, exist_ok=True)
-    booster.save(directory / LIGHTGBM_FILE)
-    net.save(directory / MLP_DIRECTORY)
     x_test = np.asarray(data.features[task.test])
+    trained = []
+    for spec, settings in task.settings.selected():
+        fitted = spec.fit(rows, settings, task.threads, seed)
+        path = directory / spec.file
+        spec.save(fitted.model, path)
+        trained.append((spec, fitted, path))
     return SplitResult(
         index=task.index,
         test=task.test,
-        proba={
-            GRADIENT_BOOSTING: booster.predict_proba(x_test).astype(np.float32),
-            NEURAL_NET: net.predict_proba(x_test).astype(np.float32),
+        proba={spec.name: spec.predict_proba(fit.model, x_test) for spec, fit, _ in trained},
+        best_iteration={spec.name: fit.best_iteration for spec, fit, _ in trained},
+        validation_loss={spec.name: fit.validation_loss for spec, fit, _ in trained},
+        importance={
+            spec.name: dict(fit.importance)
+            for spec, fit, _ in trained
+            if fit.importance is not None
         },
-        best_iteration={GRADIENT_BOOSTING: booster.best_iteration, NEURAL_NET: net.best_epoch},
-        validation_loss={
-            GRADIENT_BOOSTING: booster.validation_loss,
-            NEURAL_NET: net.validation_loss,
-        },
-        importance=booster.importance(),
-        files={
-            GRADIENT_BOOSTING: str(directory / LIGHTGBM_FILE),
-            NEURAL_NET: str(directory / MLP_DIRECTORY),
-        },
+        files={spec.name: str(path) for spec, _, path in trained},
+        devices={spec.name: fit.device for spec, fit, _ in trained},
         train_rows=int(inner.size),
         seconds=time.perf_counter() - started,
-        device=str(device),
     )
 
 

@@ -81,3 +81,19 @@ def registered_runs(catalog: DuckDBCatalog) -> set[tuple[str, str]]:
         connection.execute(_SCHEMA)
         rows = connection.execute(f"SELECT DISTINCT symbol, run_id FROM {TABLE}").fetchall()
     return {(symbol, run_id) for symbol, run_id in rows}
+
+
+def latest_run(catalog: DuckDBCatalog, symbol: str) -> str | None:
+    """The run id of the symbol's most recently registered models, None if it has none.
+
+    A run's models are registered once its training has finished, all in one write, so
+    this is the latest run whose training succeeded.
+    """
+    with catalog.connect() as connection:
+        connection.execute(_SCHEMA)
+        row = connection.execute(
+            f"SELECT run_id FROM {TABLE} WHERE symbol = ? GROUP BY run_id "
+            "ORDER BY max(created_at) DESC LIMIT 1",
+            [symbol],
+        ).fetchone()
+    return row[0] if row else None

@@ -11,7 +11,11 @@ from forex_assets.features.indicator_set import compute_indicators
 from forex_assets.features.labels import LabelSettings, triple_barrier_labels
 from forex_assets.metrics.classification import roc_auc_ovr
 from forex_assets.models.dataset import TrainingData
-from forex_assets.models.gradient_boosting import GradientBoostingSettings, fit_gradient_boosting
+from forex_assets.models.gradient_boosting import (
+    GradientBoostingSettings,
+    fit_gradient_boosting,
+    predict_proba,
+)
 from forex_assets.models.inner_validation import inner_validation_split
 from forex_assets.validation.cpcv import CpcvSettings, combinatorial_purged_cv
 
@@ -78,7 +82,7 @@ def out_of_fold_auc(frame: pl.DataFrame, columns: list[str]) -> float:
             seed=1,
         )
         start, stop = plan.group_bounds[group]
-        proba[start:stop] = fitted.predict_proba(data.features[start:stop])
+        proba[start:stop] = predict_proba(fitted.model, data.features[start:stop])
     assert not np.isnan(proba).any()
     return roc_auc_ovr(data.classes, proba)
 

@@ -7,15 +7,18 @@ so early stopping must end training long before `max_rounds`.
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pytest
 
 from forex_assets.models.gradient_boosting import (
-    FittedBooster,
     GradientBoostingSettings,
     fit_gradient_boosting,
     load_gradient_boosting,
+    predict_proba,
+    save_gradient_boosting,
 )
+from forex_assets.models.model_spec import Fitted
 
 NAMES = [f"f{i}" for i in range(5)]
 SETTINGS = GradientBoostingSettings(learning_rate=0.1, max_rounds=200, early_stopping_rounds=20)
@@ -37,7 +40,7 @@ def fit(
     settings: GradientBoostingSettings = SETTINGS,
     threads: int = 1,
     seed: int = 5,
-) -> FittedBooster:
+) -> Fitted[lgb.Booster]:
     return fit_gradient_boosting(
         FEATURES[TRAIN],
         classes[TRAIN],
@@ -50,7 +53,7 @@ def fit(
 
 
 @pytest.fixture(scope="module")
-def fitted() -> FittedBooster:
+def fitted() -> Fitted[lgb.Booster]:
     return fit()
 
 
@@ -59,20 +62,20 @@ def multi_logloss(proba: np.ndarray, classes: np.ndarray) -> float:
 
 
 def test_learns_a_separable_problem(fitted):
-    proba = fitted.predict_proba(FEATURES[TEST])
+    proba = predict_proba(fitted.model, FEATURES[TEST])
     assert proba.shape == (300, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
     assert np.mean(proba.argmax(axis=1) == CLASSES[TEST]) > 0.9
 
 
 def test_importance_names_every_feature_and_ranks_the_informative_one_first(fitted):
-    importance = fitted.importance()
+    importance = fitted.importance
     assert list(importance) == NAMES
     assert max(importance, key=importance.get) == "f0"
 
 
 def test_reported_validation_loss_is_the_best_iterations(fitted):
-    proba = fitted.predict_proba(FEATURES[VALID])
+    proba = predict_proba(fitted.model, FEATURES[VALID])
     assert multi_logloss(proba, CLASSES[VALID]) == pytest.approx(fitted.validation_loss, rel=1e-6)
 
 
@@ -81,15 +84,15 @@ def test_early_stopping_ends_training_on_noise_before_max_rounds():
     booster = fit(classes=noise)
     assert 1 <= booster.best_iteration < SETTINGS.max_rounds // 2
     # Nothing past the best round is kept: later rounds only fitted the noise.
-    assert booster.booster.current_iteration() == booster.best_iteration
+    assert booster.model.current_iteration() == booster.best_iteration
 
 
 def test_save_and_load_give_identical_predictions(fitted, tmp_path):
     path = tmp_path / "lightgbm.txt"
-    fitted.save(path)
+    save_gradient_boosting(fitted.model, path)
     loaded = load_gradient_boosting(path)
     np.testing.assert_array_equal(
-        loaded.predict(FEATURES[TEST]), fitted.predict_proba(FEATURES[TEST])
+        loaded.predict(FEATURES[TEST]), predict_proba(fitted.model, FEATURES[TEST])
     )
     assert loaded.current_iteration() == fitted.best_iteration
     assert loaded.feature_name() == NAMES
@@ -97,7 +100,7 @@ def test_save_and_load_give_identical_predictions(fitted, tmp_path):
 
 def test_saved_model_is_lightgbm_text(fitted, tmp_path):
     path = tmp_path / "lightgbm.txt"
-    fitted.save(path)
+    save_gradient_boosting(fitted.model, path)
     text = path.read_text()
     assert text.startswith("tree\n")
     assert "num_class=3" in text
@@ -110,16 +113,16 @@ def test_same_seed_and_threads_give_identical_models():
     short = GradientBoostingSettings(learning_rate=0.1, max_rounds=40)
     first, second = fit(settings=short, seed=9), fit(settings=short, seed=9)
     assert first.best_iteration == second.best_iteration
-    assert first.booster.model_to_string() == second.booster.model_to_string()
+    assert first.model.model_to_string() == second.model.model_to_string()
     np.testing.assert_array_equal(
-        first.predict_proba(FEATURES[TEST]), second.predict_proba(FEATURES[TEST])
+        predict_proba(first.model, FEATURES[TEST]), predict_proba(second.model, FEATURES[TEST])
     )
 
 
 def test_a_different_seed_gives_a_different_model():
     """The seed reaches bagging and feature sampling (so per-split seeds mean something)."""
     first, other = fit(seed=9), fit(seed=10)
-    assert first.booster.model_to_string() != other.booster.model_to_string()
+    assert first.model.model_to_string() != other.model.model_to_string()
 
 
 def test_threads_and_seed_reach_lightgbm_parameters():

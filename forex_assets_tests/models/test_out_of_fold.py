@@ -40,9 +40,9 @@ def fake_result(index: int, test: np.ndarray) -> SplitResult:
         validation_loss={},
         importance={},
         files={},
+        devices={},
         train_rows=0,
         seconds=0.0,
-        device="cpu",
     )
 
 

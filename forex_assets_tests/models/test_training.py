@@ -17,13 +17,11 @@ import pytest
 
 from forex_assets.compute.thread_budget import STEP_THREADS_ENV
 from forex_assets.models.dataset import TrainingData
-from forex_assets.models.gradient_boosting import GradientBoostingSettings, load_gradient_boosting
-from forex_assets.models.neural_net import NeuralNetSettings, load_neural_net
+from forex_assets.models.gradient_boosting import GradientBoostingSettings
+from forex_assets.models.neural_net_settings import NeuralNetSettings
+from forex_assets.models.registry import model_spec, model_specs
 from forex_assets.models.training import (
-    BASE_MODELS,
     FINAL_REFIT,
-    GRADIENT_BOOSTING,
-    NEURAL_NET,
     SplitResult,
     TrainingSettings,
     threads_per_task,
@@ -35,11 +33,14 @@ HORIZON = 3
 STEP_US = 300_000_000
 SHARE = 0.15
 SETTINGS = TrainingSettings(
-    gradient_boosting=GradientBoostingSettings(max_rounds=30, min_data_in_leaf=50),
-    neural_net=NeuralNetSettings(max_epochs=3, hidden=(16,)),
+    models={
+        "lightgbm": GradientBoostingSettings(max_rounds=30, min_data_in_leaf=50),
+        "mlp": NeuralNetSettings(max_epochs=3, hidden=(16,)),
+    },
     inner_validation_share=SHARE,
     seed=7,
 )
+MODELS = [spec.name for spec in model_specs()]
 
 
 def training_data(rows: int = ROWS, seed: int = 0) -> TrainingData:
@@ -137,8 +138,8 @@ def test_results_come_in_split_order_with_the_final_refit_apart(trained):
 def test_test_probabilities_are_one_distribution_per_test_row(trained):
     (results, _), _, _, _ = trained
     for result in results:
-        assert set(result.proba) == set(BASE_MODELS)
-        for model in BASE_MODELS:
+        assert set(result.proba) == set(MODELS)
+        for model in MODELS:
             proba = result.proba[model]
             assert proba.shape == (result.test.size, 3), (result.index, model)
             assert np.isfinite(proba).all()
@@ -148,9 +149,7 @@ def test_test_probabilities_are_one_distribution_per_test_row(trained):
 def test_models_learn_the_planted_rule_out_of_fold(trained):
     (results, _), _, _, _ = trained
     for result in results:
-        accuracy = np.mean(
-            result.proba[GRADIENT_BOOSTING].argmax(axis=1) == DATA.classes[result.test]
-        )
+        accuracy = np.mean(result.proba["lightgbm"].argmax(axis=1) == DATA.classes[result.test])
         assert accuracy > 0.9, result.index
 
 
@@ -168,43 +167,68 @@ def test_train_rows_are_the_inner_rows_after_holding_out_and_purging(trained):
 def test_each_split_reports_iterations_losses_importance_and_device(trained):
     (results, final), _, _, _ = trained
     for result in [*results, final]:
-        assert set(result.best_iteration) == set(BASE_MODELS)
-        assert 1 <= result.best_iteration[GRADIENT_BOOSTING] <= 30
-        assert 1 <= result.best_iteration[NEURAL_NET] <= 3
+        assert set(result.best_iteration) == set(MODELS)
+        assert 1 <= result.best_iteration["lightgbm"] <= 30
+        assert 1 <= result.best_iteration["mlp"] <= 3
         assert all(np.isfinite(v) and v > 0 for v in result.validation_loss.values())
-        assert list(result.importance) == list(DATA.feature_names)
-        assert max(result.importance, key=result.importance.get) == "feature_0"
-        assert result.device in {"cpu", "cuda"}
+        # LightGBM measures gain per feature; the MLP measures none.
+        assert list(result.importance) == ["lightgbm"]
+        gains = result.importance["lightgbm"]
+        assert list(gains) == list(DATA.feature_names)
+        assert max(gains, key=gains.get) == "feature_0"
+        assert result.devices["lightgbm"] == "cpu"
+        assert result.devices["mlp"] in {"cpu", "cuda"}
         assert result.seconds > 0
 
 
 def test_model_files_exist_and_load_back_to_the_same_probabilities(trained):
     (results, final), _, _, directory = trained
     for result in results:
-        lightgbm_file = Path(result.files[GRADIENT_BOOSTING])
-        mlp_dir = Path(result.files[NEURAL_NET])
-        assert lightgbm_file.is_file() and mlp_dir.is_dir()
-        assert lightgbm_file.is_relative_to(directory / "models" / f"split_{result.index:02d}")
-        x_test = DATA.features[result.test]
-        np.testing.assert_allclose(
-            load_gradient_boosting(lightgbm_file).predict(x_test),
-            result.proba[GRADIENT_BOOSTING],
-            atol=1e-6,
-        )
-        np.testing.assert_allclose(
-            load_neural_net(mlp_dir).predict_proba(x_test), result.proba[NEURAL_NET], atol=1e-6
-        )
-    assert Path(final.files[GRADIENT_BOOSTING]).parent == directory / "models" / "final"
-    assert load_gradient_boosting(Path(final.files[GRADIENT_BOOSTING])).num_trees() > 0
-    assert load_neural_net(Path(final.files[NEURAL_NET])).predict_proba(
-        DATA.features[:5]
-    ).shape == (5, 3)
+        for spec in model_specs():
+            path = Path(result.files[spec.name])
+            assert path == directory / "models" / f"split_{result.index:02d}" / spec.file
+            assert path.exists()
+            x_test = DATA.features[result.test]
+            np.testing.assert_allclose(
+                spec.predict_proba(spec.load(path), x_test), result.proba[spec.name], atol=1e-6
+            )
+    for spec in model_specs():
+        path = Path(final.files[spec.name])
+        assert path == directory / "models" / "final" / spec.file
+        assert spec.predict_proba(spec.load(path), DATA.features[:5]).shape == (5, 3)
+
+
+def test_only_the_model_types_selected_are_trained(tmp_path, monkeypatch):
+    monkeypatch.setenv(STEP_THREADS_ENV, "2")
+    data_dir = tmp_path / "data"
+    DATA.save(data_dir)
+    only = TrainingSettings(models={"lightgbm": SETTINGS.models["lightgbm"]})
+    results, final = train_all(data_dir, SPLITS[:1], only, tmp_path / "models")
+    assert set(results[0].proba) == set(final.files) == {"lightgbm"}
+    assert not (tmp_path / "models" / "final" / model_spec("mlp").file).exists()
+
+
+@pytest.mark.parametrize(
+    ("models", "message"),
+    [
+        ({}, "TrainingSettings.models is empty"),
+        ({"xgboost": GradientBoostingSettings()}, "no model type is named 'xgboost'"),
+        ({"mlp": GradientBoostingSettings()}, "takes NeuralNetSettings"),
+    ],
+)
+def test_settings_refuse_model_types_that_cannot_train(models, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingSettings(models=models)
+
+
+def test_default_settings_train_every_registered_type_with_its_defaults():
+    assert TrainingSettings().models == {spec.name: spec.settings() for spec in model_specs()}
 
 
 def test_two_runs_give_identical_probabilities(trained):
     (first, first_final), (second, second_final), _, _ = trained
     for a, b in zip(first, second, strict=True):
-        for model in BASE_MODELS:
+        for model in MODELS:
             np.testing.assert_array_equal(a.proba[model], b.proba[model])
         assert a.best_iteration == b.best_iteration
         assert a.validation_loss == b.validation_loss
@@ -214,5 +238,5 @@ def test_two_runs_give_identical_probabilities(trained):
 
 def test_final_refit_probabilities_have_the_class_axis_even_when_empty(trained):
     (_, final), _, _, _ = trained
-    for model in BASE_MODELS:
+    for model in MODELS:
         assert final.proba[model].shape == (0, 3), model

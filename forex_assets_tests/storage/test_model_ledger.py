@@ -10,7 +10,13 @@ from pathlib import Path
 import polars as pl
 
 from forex_assets.storage.catalog import DuckDBCatalog
-from forex_assets.storage.model_ledger import TABLE, ModelRecord, record_models, registered_models
+from forex_assets.storage.model_ledger import (
+    TABLE,
+    ModelRecord,
+    latest_run,
+    record_models,
+    registered_models,
+)
 
 FEATURES = ("rsi_14", "atr_14", "ema_gap")
 
@@ -116,6 +122,20 @@ def test_different_runs_accumulate_in_time_order(tmp_path):
         "run-3",
     ]
     assert frame.get_column("created_at").is_sorted()
+
+
+def test_the_latest_run_is_the_symbols_last_registered_one(tmp_path):
+    catalog = DuckDBCatalog(tmp_path / "catalog.duckdb")
+    assert latest_run(catalog, "EURUSD") is None
+    for run in ("run-1", "run-2"):
+        record_models(catalog, records("EURUSD", run, ["split_00", "final"]))
+    record_models(catalog, records("USDJPY", "run-3", ["final"]))
+    assert latest_run(catalog, "EURUSD") == "run-2"
+    assert latest_run(catalog, "USDJPY") == "run-3"
+    # Recording a run again replaces its rows, with the new time: it is the latest then.
+    record_models(catalog, records("EURUSD", "run-1", ["final"]))
+    assert latest_run(catalog, "EURUSD") == "run-1"
+    assert latest_run(catalog, "GBPUSD") is None
 
 
 def test_recording_nothing_creates_nothing(tmp_path):

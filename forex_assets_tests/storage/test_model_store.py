@@ -1,5 +1,6 @@
 """The model store's layout: damaged model files are named, orphaned run folders found."""
 
+import json
 import uuid
 
 import numpy as np
@@ -8,17 +9,11 @@ import pytest
 from forex_assets.models.gradient_boosting import load_gradient_boosting
 from forex_assets.models.stacking import load_blender, save_blender
 from forex_assets.storage.damage import StoredDataError
-from forex_assets.storage.model_store import MODEL_ASSET, orphaned_runs, run_directory, run_folders
+from forex_assets.storage.model_store import orphaned_runs, run_directory, run_folders
 
 
 def _run_id() -> str:
     return str(uuid.uuid4())
-
-
-def test_model_asset_is_the_asset_that_writes_the_store():
-    from forex_assets.defs.keys import TRAINED_MODELS
-
-    assert TRAINED_MODELS.to_user_string() == MODEL_ASSET
 
 
 @pytest.mark.parametrize("content", [None, "garbage"], ids=["missing", "damaged"])
@@ -39,12 +34,29 @@ def test_unloadable_booster_names_asset_partition_file_and_rebuild(tmp_path, con
 
 def test_damaged_blender_is_named_and_a_good_one_loads(tmp_path):
     path = run_directory(tmp_path, "USDJPY", _run_id()) / "blender.json"
-    save_blender(np.ones((3, 2)), ["lightgbm", "mlp"], path)
+    save_blender(np.ones((7, 3)), ["lightgbm", "mlp"], path)  # 2 models x 3 classes + 1
     models, weights = load_blender(path)
-    assert models == ["lightgbm", "mlp"] and weights.shape == (3, 2)
+    assert models == ["lightgbm", "mlp"] and weights.shape == (7, 3)
     path.write_text('{"models": ["lightgbm"]')  # truncated
     with pytest.raises(StoredDataError, match=rf"partition USDJPY: {path} cannot be loaded"):
         load_blender(path)
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ({"models": ["lightgbm", "mlp"], "weights": np.ones((4, 3)).tolist()}, "shape (4, 3)"),
+        ({"models": "lightgbm", "weights": np.ones((4, 3)).tolist()}, "models is 'lightgbm'"),
+        ({"models": [], "weights": [[1.0]]}, "models is []"),
+    ],
+)
+def test_a_blender_whose_weights_do_not_fit_its_models_is_refused(tmp_path, document, problem):
+    path = run_directory(tmp_path, "USDJPY", _run_id()) / "blender.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(StoredDataError) as raised:
+        load_blender(path)
+    assert f"{path} cannot be loaded" in str(raised.value)
+    assert problem in str(raised.value)
 
 
 def test_a_model_file_outside_a_run_folder_asks_for_the_symbol(tmp_path):

@@ -1,10 +1,11 @@
-"""Validation and models: CPCV folds, and LightGBM + MLP trained per split with OOF paths."""
+"""Validation and models: CPCV folds, and every model type trained per split with OOF paths."""
 
 from collections.abc import Sequence
 
 import dagster as dg
 import numpy as np
 import polars as pl
+from pydantic import Field
 
 from forex_assets.code_version import code_version
 from forex_assets.compute.plan import Pool
@@ -25,16 +26,12 @@ from forex_assets.features.feature_matrix import matrix_feature_columns
 from forex_assets.market.bar_schema import TIME
 from forex_assets.market.instruments import instrument_for
 from forex_assets.models.cpcv_training import BLEND, CpcvTraining, train_on_cpcv
-from forex_assets.models.dataset import CLASSES, TrainingData
+from forex_assets.models.dataset import PROBABILITY_COLUMNS, TrainingData
 from forex_assets.models.plots import curves_of_path, equity_png, markdown_image
+from forex_assets.models.registry import model_spec, model_specs
 from forex_assets.models.signal_trading import round_trip_cost
-from forex_assets.models.training import (
-    BASE_MODELS,
-    GRADIENT_BOOSTING,
-    NEURAL_NET,
-    SplitResult,
-    TrainingSettings,
-)
+from forex_assets.models.stacking import BLENDER_FORMAT
+from forex_assets.models.training import FINAL_REFIT, SplitResult, TrainingSettings, split_name
 from forex_assets.partitions import symbol_partitions
 from forex_assets.storage.model_ledger import ModelRecord, record_models
 from forex_assets.validation.cpcv import (
@@ -46,11 +43,6 @@ from forex_assets.validation.cpcv import (
     split_table,
 )
 
-FILE_FORMATS = {
-    GRADIENT_BOOSTING: "lightgbm-text",
-    NEURAL_NET: "torch-state-dict+json",
-    BLEND: "json-weights",
-}
 TOP_FEATURES = 20
 
 
@@ -61,6 +53,10 @@ class CpcvConfig(dg.Config):
 
 
 class TrainingConfig(dg.Config):
+    models: list[str] = Field(
+        default=[spec.name for spec in model_specs()],
+        description="The model types to train and blend (modules of forex_assets.models.types).",
+    )
     seed: int = 7
     fallback_cost_pips: float = 1.0
     commission: float = 0.0
@@ -115,26 +111,38 @@ def cpcv_folds(
 
 
 def _importance_table(results: Sequence[SplitResult]) -> str:
-    totals: dict[str, float] = {}
-    for result in results:
-        for name, gain in result.importance.items():
-            totals[name] = totals.get(name, 0.0) + gain
-    total = sum(totals.values()) or 1.0
-    top = sorted(totals.items(), key=lambda item: -item[1])[:TOP_FEATURES]
-    frame = pl.DataFrame(
-        {"feature": [n for n, _ in top], "gain_share": [g / total for _, g in top]}
+    """Each model type's importance share per feature over all splits (for the types that
+    measure one), the features ranked by their mean share."""
+    rows = [
+        (model, feature, value)
+        for result in results
+        for model, importance in result.importance.items()
+        for feature, value in importance.items()
+    ]
+    if not rows:
+        return "No model type trained measures feature importance."
+    frame = (
+        pl.DataFrame(rows, schema=["model", "feature", "value"], orient="row")
+        .group_by("model", "feature", maintain_order=True)
+        .agg(pl.col("value").sum())
+        .with_columns(share=pl.col("value") / pl.col("value").sum().over("model"))
+        .pivot("model", index="feature", values="share")
     )
-    return markdown_table(frame)
+    ranked = frame.sort(pl.mean_horizontal(pl.exclude("feature")), descending=True)
+    return markdown_table(ranked.head(TOP_FEATURES))
 
 
 def _ledger_records(symbol: str, run_id: str, trained: CpcvTraining) -> list[ModelRecord]:
     version = code_version()
     summary = {row["model"]: row for row in trained.evaluation.summary.iter_rows(named=True)}
+    names = tuple(spec.name for spec in trained.models)
 
-    def record(model: str, file: str, split: str, metrics: dict[str, float]) -> ModelRecord:
-        features = BASE_MODELS if model == BLEND else trained.feature_names
+    def record(
+        model: str, file_format: str, file: str, split: str, metrics: dict[str, float]
+    ) -> ModelRecord:
+        features = names if model == BLEND else trained.feature_names
         return ModelRecord(
-            symbol, run_id, model, split, file, FILE_FORMATS[model], features,
+            symbol, run_id, model, split, file, file_format, features,
             trained.fingerprint, version, metrics,
         )  # fmt: skip
 
@@ -149,20 +157,21 @@ def _ledger_records(symbol: str, run_id: str, trained: CpcvTraining) -> list[Mod
         return {f"oof_{k}": float(v) for k, v in summary[model].items() if k != "model"}
 
     records = [
-        record(model, result.files[model], f"split_{result.index:02d}", fit_metrics(model, result))
-        for result in trained.results
-        for model in BASE_MODELS
-    ]
-    records += [
         record(
-            model,
-            trained.final.files[model],
-            "final",
-            fit_metrics(model, trained.final) | out_of_fold(model),
+            spec.name,
+            spec.format,
+            result.files[spec.name],
+            split_name(result.index),
+            fit_metrics(spec.name, result)
+            | (out_of_fold(spec.name) if result.index == FINAL_REFIT else {}),
         )
-        for model in BASE_MODELS
+        for result in [*trained.results, trained.final]
+        for spec in trained.models
     ]
-    records.append(record(BLEND, str(trained.blender_file), "final", out_of_fold(BLEND)))
+    final = split_name(FINAL_REFIT)
+    records.append(
+        record(BLEND, BLENDER_FORMAT, str(trained.blender_file), final, out_of_fold(BLEND))
+    )
     return records
 
 
@@ -176,7 +185,7 @@ def _oof_frame(times: pl.Series, path_proba: dict[str, np.ndarray]) -> pl.DataFr
                         TIME: times,
                         "path": np.full(times.len(), path, dtype=np.int16),
                         "model": np.full(times.len(), model),
-                        **{f"p_{c:+d}": proba[path, :, i] for i, c in enumerate(CLASSES)},
+                        **{name: proba[path, :, i] for i, name in enumerate(PROBABILITY_COLUMNS)},
                     }
                 )
             )
@@ -196,12 +205,13 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
         partitions_def=symbol_partitions,
         group_name=MODELS_GROUP,
         pool=Pool.TRAINING.value,
-        kinds={"lightgbm", "pytorch", "parquet"},
+        kinds={*(spec.kind for spec in model_specs()), "parquet"},
         description=(
-            "LightGBM and a torch MLP trained on every CPCV split in parallel within the "
-            "step's CPU budget (early stopping on a time-ordered inner slice), a final refit "
-            "on all rows, and a time-ordered stacking blender. Stores the out-of-fold "
-            "probabilities of every path; model files go to the model store and the ledger."
+            "Every model type of forex_assets.models.types (LightGBM and a torch MLP) "
+            "trained on every CPCV split in parallel within the step's CPU budget (early "
+            "stopping on a time-ordered inner slice), a final refit on all rows, and a "
+            "time-ordered stacking blender. Stores the out-of-fold probabilities of every "
+            "path; model files and the final model go to the model store and the ledger."
         ),
     )
     def trained_models(
@@ -230,14 +240,17 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
         def progress(result: SplitResult) -> None:
             name = "final refit" if result.index < 0 else f"split {result.index}"
             context.log.info(
-                f"{name}: {result.seconds:.1f} s on {result.device}, best iterations "
+                f"{name}: {result.seconds:.1f} s on {result.devices}, best iterations "
                 f"{result.best_iteration}"
             )
 
         trained = train_on_cpcv(
             TrainingData.from_matrix(matrix, matrix_feature_columns(matrix)),
             plan,
-            TrainingSettings(seed=config.seed),
+            TrainingSettings(
+                models={name: model_spec(name).settings() for name in config.models},
+                seed=config.seed,
+            ),
             cost,
             run_directory,
             progress,
@@ -267,7 +280,7 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
                 "paths": plan.n_paths,
                 "rows": trained.rows,
                 "features": len(trained.feature_names),
-                "device": results[0].device if results else "none",
+                "devices": dg.MetadataValue.json(results[0].devices if results else {}),
                 "split_seconds": dg.MetadataValue.json([round(r.seconds, 2) for r in results]),
                 "path_metrics": dg.MetadataValue.md(markdown_table(evaluation.per_path)),
                 "model_summary": dg.MetadataValue.md(markdown_table(evaluation.summary)),
