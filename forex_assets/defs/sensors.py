@@ -19,7 +19,8 @@ import polars as pl
 from forex_assets import settings
 from forex_assets.defs.jobs import REFRESH_FEATURES, refresh_features_job
 from forex_assets.defs.resources import BarSourceResource
-from forex_assets.ingest.readers import BarFileError, FileFormat, ParsedFile, read_bar_file
+from forex_assets.ingest.bar_files import AUTO, ParsedFile, read_bar_file
+from forex_assets.ingest.bar_format import BarFileError
 from forex_assets.ingest.sources import (
     BAR_FILE_SUFFIXES,
     FileOverride,
@@ -270,13 +271,13 @@ def _require_parsed_share(parsed: ParsedFile, scope: str) -> None:
     errors = parsed.rows.get_column("error")
     lines, good = errors.len(), errors.null_count()
     if lines == 0:
-        raise InboxRejection(f"no data rows (read as {parsed.format.value})")
+        raise InboxRejection(f"no data rows (read as {parsed.format})")
     if good >= INBOX_MIN_PARSED_SHARE * lines:
         return
     first = parsed.rows.filter(pl.col("error").is_not_null()).row(0, named=True)
     raise InboxRejection(
         f"only {good} of the {lines} non-blank data lines in {scope} parse as "
-        f"{parsed.format.value} bars ({good / lines:.1%}); an inbox file is taken only when at "
+        f"{parsed.format} bars ({good / lines:.1%}); an inbox file is taken only when at "
         f"least {INBOX_MIN_PARSED_SHARE:.0%} of them do, so that a file that is mostly "
         f"something else registers no symbol and fills no quarantine. First unparseable: "
         f"line {first['line']}: {first['error'][:120]}. Cut the file down to its bars (or "
@@ -350,9 +351,7 @@ def data_inbox_sensor(
         for name, observed in current.items()
         if previous.get(name) == observed and observed[1] <= quiet_before_ns
     )
-    overrides = [
-        FileOverride(o.pattern, FileFormat(o.format), o.timezone) for o in bar_source.overrides
-    ]
+    overrides = [FileOverride(o.pattern, o.format, o.timezone) for o in bar_source.overrides]
     tick = _InboxTick(context, inbox, data_dir, overrides)
     for name, what in sorted(scan.refused.items()):
         tick.refuse(name, what)
@@ -500,7 +499,7 @@ class _InboxTick:
             symbol = _symbol_for(self.inbox, name)
             override = next((o for o in self.overrides if fnmatch.fnmatch(name, o.pattern)), None)
             how = (
-                override.format if override else FileFormat.AUTO,
+                override.format if override else AUTO,
                 override.timezone if override else None,
                 instrument_for(symbol),
             )
@@ -535,7 +534,7 @@ class _InboxTick:
         self.accepted.append(_Accepted(symbol, name, digest, destination))
         errors = parsed.rows.get_column("error").is_not_null().sum()
         self.log.info(
-            f"took inbox file {name} for {symbol} into {destination}: {parsed.format.value}, "
+            f"took inbox file {name} for {symbol} into {destination}: {parsed.format}, "
             f"clock {parsed.timezone}, {parsed.rows.height} rows"
             + (f" ({errors} unparseable, to be quarantined)" if errors else "")
         )
@@ -589,7 +588,7 @@ class _InboxTick:
 
 def _read_bars(
     path: Path,
-    file_format: FileFormat,
+    file_format: str,
     timezone: str | None,
     instrument: Instrument,
     head_bytes: int | None = None,

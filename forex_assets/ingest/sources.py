@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from forex_assets.ingest.readers import FileFormat, read_bar_file
+from forex_assets.ingest.bar_files import AUTO, read_bar_file
 from forex_assets.ingest.validation import (
     DEFAULT_POLICY,
     ValidatedBars,
@@ -28,10 +28,11 @@ BAR_FILE_SUFFIXES = frozenset({".csv", ".txt", ".tsv", ".parquet", ".pq"})
 
 @dataclass(frozen=True)
 class FileSpec:
-    """One file to ingest; `format` and `timezone` override detection and defaults."""
+    """One file to ingest; `format` (a format's name) and `timezone` override detection
+    and the format's default clock."""
 
     path: Path
-    format: FileFormat = FileFormat.AUTO
+    format: str = AUTO
     timezone: str | None = None
 
 
@@ -40,7 +41,7 @@ class FileOverride:
     """Declared format/timezone for files whose relative path matches `pattern` (a glob)."""
 
     pattern: str
-    format: FileFormat = FileFormat.AUTO
+    format: str = AUTO
     timezone: str | None = None
 
 
@@ -114,7 +115,7 @@ def load_symbol_bars(
     summary = [
         {
             "file": str(p.path),
-            "format": p.format.value,
+            "format": p.format,
             "timezone": p.timezone,
             "rows": p.rows.height,
             "quarantined": int(rejected_by_file.get(str(p.path), 0)),
