@@ -19,14 +19,9 @@ import polars as pl
 from forex_assets import settings
 from forex_assets.defs.jobs import REFRESH_FEATURES, refresh_features_job
 from forex_assets.defs.resources import BarSourceResource
-from forex_assets.ingest.bar_files import AUTO, ParsedFile, read_bar_file
+from forex_assets.ingest.bar_files import AUTO, ParsedFile, bar_file_suffixes, read_bar_file
 from forex_assets.ingest.bar_format import BarFileError
-from forex_assets.ingest.sources import (
-    BAR_FILE_SUFFIXES,
-    FileOverride,
-    _file_symbols,
-    symbols_in_data_dir,
-)
+from forex_assets.ingest.sources import FileOverride, file_symbols, symbols_in_data_dir
 from forex_assets.market.instruments import Instrument, instrument_for
 from forex_assets.partitions import SYMBOLS_PARTITION_SET, symbol_partitions
 from forex_assets.storage.atomic import atomic_write_bytes
@@ -245,12 +240,12 @@ def _symbol_for(inbox: Path, relative: str) -> str:
     """The one symbol an inbox file holds, found as the data directory finds it: from its
     folders (`EURUSD/2023.csv`), else from its name (`DAT_ASCII_EURUSD_M1_2023.csv`)."""
     suffix = Path(relative).suffix.lower()
-    if suffix not in BAR_FILE_SUFFIXES:
+    if suffix not in bar_file_suffixes():
         raise InboxRejection(
             f"the extension {suffix or '(none)'!r} is not read from the data directory; bar "
-            f"files end in {', '.join(sorted(BAR_FILE_SUFFIXES))}"
+            f"files end in {', '.join(sorted(bar_file_suffixes()))}"
         )
-    symbols = _file_symbols(inbox, inbox / relative)
+    symbols = file_symbols(inbox, inbox / relative)
     if not symbols:
         raise InboxRejection(
             "no symbol in the file name: name the file after its pair as vendors do "

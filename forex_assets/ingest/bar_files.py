@@ -80,6 +80,11 @@ def registry() -> tuple[BarFormat, ...]:
     return discover_formats(formats_package)
 
 
+def bar_file_suffixes() -> frozenset[str]:
+    """The name endings of bar files: every registered format's."""
+    return frozenset(suffix for f in registry() for suffix in f.suffixes)
+
+
 def format_names() -> list[str]:
     """What a file's format may be declared as: `AUTO` or a registered format's name."""
     return [AUTO, *(f.name for f in registry())]

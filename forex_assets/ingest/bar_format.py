@@ -81,11 +81,20 @@ class BarFormat:
     name: str
     title: str  # what people call it, for error messages and the format list
     example: str  # a header or row of the format, for the format list
+    # The name endings (lower case) of its files: only files with a registered format's
+    # suffix are read from the data directory and taken from the inbox.
+    suffixes: tuple[str, ...]
     default_timezone: str  # the clock of files that declare none (forex_assets.ingest.timezones)
     precedence: int
     read: Callable[[ReadRequest], Rows]
     detect_bytes: Callable[[Path, bytes], bool] | None = None
     detect_text: Callable[[TextHead], bool] | None = None
+
+    @property
+    def is_text(self) -> bool:
+        """Text formats read lines, so a reader can stop at a head of them (`head_bytes`);
+        a binary file is always read whole."""
+        return self.detect_text is not None
 
     def __post_init__(self) -> None:
         if (self.detect_bytes is None) == (self.detect_text is None):

@@ -22,6 +22,7 @@ from forex_assets.ingest.bar_files import (
     registry,
 )
 from forex_assets.ingest.bar_format import BarFormat
+from forex_assets.ingest.sources import FileSpec, discover_symbol_files
 
 # A format none of the shipped ones reads: a "#pipebars" header over pipe-separated rows.
 FORMAT_EXAMPLE = "#pipebars / 2023-01-02T00:00|1.07015|1.07021|1.07010|1.07018"
@@ -31,6 +32,7 @@ PIPEBARS_MODULE = f'''
 import polars as pl
 
 from forex_assets.ingest.bar_format import BarFormat
+from forex_assets.ingest.sources import FileSpec, discover_symbol_files
 from forex_assets.ingest.parsing import parse_numbers, parse_time, split_fields
 from forex_assets.ingest.text_lines import read_text_lines
 
@@ -47,6 +49,7 @@ FORMAT = BarFormat(
     name="pipebars",
     title="Pipe bars",
     example="{FORMAT_EXAMPLE}",
+    suffixes=(".pipes",),
     default_timezone="+01:00",
     precedence=50,
     detect_text=lambda head: head.first == "#pipebars",
@@ -72,9 +75,12 @@ def formats_folder(tmp_path, monkeypatch) -> Path:
 
 
 def test_a_new_format_is_one_module(formats_folder, tmp_path, capsys):
-    path = tmp_path / "EURUSD_pipes.txt"
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    path = data_dir / "EURUSD_M1.pipes"
     path.write_text(PIPEBARS_FILE)
     assert "pipebars" not in format_names()
+    assert discover_symbol_files(data_dir, "EURUSD") == []  # not a bar file's suffix
     with pytest.raises(pydantic.ValidationError, match="'pipebars' is not one of"):
         FileOverrideConfig(pattern="*.txt", format="pipebars")
 
@@ -83,6 +89,7 @@ def test_a_new_format_is_one_module(formats_folder, tmp_path, capsys):
 
     shipped = ["csv", "dukascopy", "histdata", "mt4", "mt5", "parquet"]
     assert format_names() == [AUTO, *shipped, "pipebars"]
+    assert discover_symbol_files(data_dir, "EURUSD") == [FileSpec(path)]
     assert detect_format(path).name == "pipebars"
     parsed = read_bar_file(path)
     assert (parsed.format, parsed.timezone) == ("pipebars", "+01:00")  # its default clock
@@ -121,4 +128,4 @@ def test_the_shipped_formats_and_their_default_clocks():
 )
 def test_a_format_is_detected_from_its_bytes_or_its_text_not_both(detectors):
     with pytest.raises(ValueError, match=r"bar format 'odd' sets .* set exactly one"):
-        BarFormat("odd", "Odd", "", "UTC", 1, read=lambda request: ((), ()), **detectors)
+        BarFormat("odd", "Odd", "", (".odd",), "UTC", 1, read=lambda request: ((), ()), **detectors)

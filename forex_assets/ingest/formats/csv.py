@@ -54,6 +54,7 @@ FORMAT = BarFormat(
     name="csv",
     title="CSV with a header naming time and OHLC columns",
     example="time,open,high,low,close,volume / 2023-01-02 17:00:00,1.07015,...",
+    suffixes=(".csv", ".txt", ".tsv"),
     default_timezone="UTC",
     precedence=100,
     detect_text=_detect,

@@ -72,6 +72,7 @@ FORMAT = BarFormat(
     name="dukascopy",
     title="Dukascopy CSV",
     example="Gmt time,Open,High,Low,Close,Volume / 02.01.2023 00:00:00.000,...",
+    suffixes=(".csv",),
     default_timezone="UTC",
     precedence=40,
     detect_text=_detect,

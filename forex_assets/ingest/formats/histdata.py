@@ -33,6 +33,7 @@ FORMAT = BarFormat(
     name="histdata",
     title="HistData.com ASCII M1",
     example="20230102 170000;1.07015;1.07021;1.07010;1.07018;0",
+    suffixes=(".csv", ".txt"),
     default_timezone="-05:00",
     precedence=20,
     detect_text=_detect,

@@ -36,6 +36,7 @@ FORMAT = BarFormat(
     name="mt4",
     title="MetaTrader 4 history export",
     example="2023.01.02,00:00,1.07015,1.07021,1.07010,1.07018,123",
+    suffixes=(".csv", ".txt"),
     default_timezone=NEW_YORK_CLOSE_SERVER,
     precedence=30,
     detect_text=_detect,

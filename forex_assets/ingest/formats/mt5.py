@@ -65,6 +65,7 @@ FORMAT = BarFormat(
     name="mt5",
     title="MetaTrader 5 bar export",
     example="<DATE> <TIME> <OPEN> <HIGH> <LOW> <CLOSE> <TICKVOL> <VOL> <SPREAD> (tabs)",
+    suffixes=(".csv", ".txt", ".tsv"),
     default_timezone=NEW_YORK_CLOSE_SERVER,
     precedence=10,
     detect_text=_detect,

@@ -16,9 +16,11 @@ from forex_assets.ingest.columns import map_columns, parse_text_timestamps
 from forex_assets.ingest.parsing import epoch_times, parse_numbers
 from forex_assets.market.bar_schema import PRICE_COLUMNS, TIME
 
+_SUFFIXES = (".parquet", ".pq")
+
 
 def _detect(path: Path, head: bytes) -> bool:
-    return head.startswith(b"PAR1") or path.suffix.lower() in {".parquet", ".pq"}
+    return head.startswith(b"PAR1") or path.suffix.lower() in _SUFFIXES
 
 
 def _read(request: ReadRequest) -> Rows:
@@ -71,6 +73,7 @@ FORMAT = BarFormat(
     name="parquet",
     title="Parquet",
     example="the CSV columns, or a pandas datetime index",
+    suffixes=_SUFFIXES,
     default_timezone="UTC",
     precedence=10,
     detect_bytes=_detect,
