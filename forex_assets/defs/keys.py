@@ -16,6 +16,7 @@ MODELS_GROUP = "models"
 STRATEGIES_GROUP = "strategies"
 TRADING_GROUP = "trading"
 
+BAR_FILES = dg.AssetKey("bar_files")
 M1_BARS = dg.AssetKey("m1_bars")
 FEATURE_MATRIX = dg.AssetKey("feature_matrix")
 CPCV_FOLDS = dg.AssetKey("cpcv_folds")
@@ -23,6 +24,9 @@ TRAINED_MODELS = dg.AssetKey("trained_models")
 EVOLVED_STRATEGIES = dg.AssetKey("evolved_strategies")
 STRATEGY_PORTFOLIO = dg.AssetKey("strategy_portfolio")
 PAPER_TRADING = dg.AssetKey("paper_trading")
+
+# Metadata of a bar_files materialization: the inbox files taken (file, sha256, ...).
+INBOX_FILES = "inbox_files"
 
 # Metadata of trained_models that the model gate judges.
 DEFLATED_SHARPE_RATIO = "deflated_sharpe_ratio"

@@ -83,9 +83,11 @@ class BarSourceResource(dg.ConfigurableResource):
             raise ValueError(f"use_sample={value!r} is not one of auto, always, never")
         return value
 
+    def file_overrides(self) -> list[FileOverride]:
+        return [FileOverride(o.pattern, o.format, o.timezone) for o in self.overrides]
+
     def files_for(self, symbol: str) -> list[FileSpec]:
-        overrides = [FileOverride(o.pattern, o.format, o.timezone) for o in self.overrides]
-        return discover_symbol_files(Path(self.data_dir), symbol, overrides)
+        return discover_symbol_files(Path(self.data_dir), symbol, self.file_overrides())
 
     def load(self, symbol: str, progress: Callable[[str], None]) -> LoadedBars:
         instrument = instrument_for(symbol)
