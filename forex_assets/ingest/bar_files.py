@@ -133,7 +133,7 @@ def read_bar_file(
 
     `head_bytes` parses only the lines that end within a text file's first `head_bytes`
     bytes: a quick look that tells a bar file from garbage without reading all of a large
-    file. UTF-16 text and Parquet are always read whole.
+    file. UTF-16 text and binary formats are always read whole.
     """
     path = Path(path)
     declared = None if file_format == AUTO else bar_format(file_format)
