@@ -220,6 +220,22 @@ def plan() -> int:
     return 0
 
 
+def formats() -> int:
+    """Print the bar file formats a file may be declared as, with their default clocks."""
+    from forex_assets.ingest.bar_files import AUTO, registry
+
+    known = registry()
+    width = max(len(f.name) for f in known)
+    clock = max(len(f.default_timezone) for f in known)
+    print(f"{AUTO:<{width}}  {'':<{clock}}  detected from the content (the default)")
+    for bar_format in known:
+        print(
+            f"{bar_format.name:<{width}}  {bar_format.default_timezone:<{clock}}  "
+            f"{bar_format.title}: {bar_format.example}"
+        )
+    return 0
+
+
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
@@ -337,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     symbols_cmd.add_argument("action", choices=["list", "add"])
     symbols_cmd.add_argument("names", nargs="*")
     commands.add_parser("plan", help="show the resource plan (cores, pools, threads per step)")
+    commands.add_parser("formats", help="list the bar file formats and their default clocks")
     query_cmd = commands.add_parser("query", help="run SQL against the DuckDB catalog views")
     query_cmd.add_argument("sql")
     catalog_cmd = commands.add_parser("catalog", help="rebuild the catalog's views")
@@ -366,6 +383,8 @@ def _run_command(args: argparse.Namespace) -> int:
         return symbols(args.action, args.names)
     if args.command == "plan":
         return plan()
+    if args.command == "formats":
+        return formats()
     if args.command == "catalog":
         return catalog_rebuild()
     if args.command == "models":

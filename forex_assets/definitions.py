@@ -3,12 +3,13 @@
 import dagster as dg
 
 from forex_assets import settings
-from forex_assets.defs.assets.bars import m1_bars, timeframe_bars_assets
+from forex_assets.defs.assets.bars import bar_files, m1_bars, timeframe_bars_assets
 from forex_assets.defs.assets.features import feature_assets
 from forex_assets.defs.assets.models import model_assets
 from forex_assets.defs.assets.strategies import build_strategy_assets
 from forex_assets.defs.assets.trading import build_paper_trading
 from forex_assets.defs.checks import build_quality_checks
+from forex_assets.defs.inbox_ingest import inbox_ingest_job
 from forex_assets.defs.jobs import (
     paper_trading_job,
     refresh_features_job,
@@ -24,7 +25,11 @@ from forex_assets.defs.resources import (
     TradingLedgerResource,
 )
 from forex_assets.defs.schedules import daily_refresh_schedule, weekly_retrain_schedule
-from forex_assets.defs.sensors import data_inbox_sensor, symbol_registry_sensor
+from forex_assets.defs.sensors import (
+    data_inbox_sensor,
+    inbox_refresh_sensor,
+    symbol_registry_sensor,
+)
 from forex_assets.executor import budgeted_executor
 
 
@@ -51,6 +56,7 @@ def build_definitions(executor: dg.ExecutorDefinition = budgeted_executor) -> dg
     features = settings.feature_settings()
     return dg.Definitions(
         assets=[
+            bar_files,
             m1_bars,
             *timeframe_bars_assets,
             *feature_assets(features),
@@ -59,9 +65,15 @@ def build_definitions(executor: dg.ExecutorDefinition = budgeted_executor) -> dg
             build_paper_trading(features),
         ],
         asset_checks=build_quality_checks(features),
-        jobs=[symbol_pipeline_job, refresh_features_job, retrain_job, paper_trading_job],
+        jobs=[
+            symbol_pipeline_job,
+            refresh_features_job,
+            retrain_job,
+            paper_trading_job,
+            inbox_ingest_job,
+        ],
         schedules=[daily_refresh_schedule, weekly_retrain_schedule],
-        sensors=[symbol_registry_sensor, data_inbox_sensor],
+        sensors=[symbol_registry_sensor, data_inbox_sensor, inbox_refresh_sensor],
         resources=build_resources(),
         executor=executor,
     )

@@ -17,6 +17,7 @@ MODELS_GROUP = "models"
 STRATEGIES_GROUP = "strategies"
 TRADING_GROUP = "trading"
 
+BAR_FILES = dg.AssetKey("bar_files")
 M1_BARS = dg.AssetKey("m1_bars")
 FEATURE_MATRIX = dg.AssetKey("feature_matrix")
 CPCV_FOLDS = dg.AssetKey("cpcv_folds")
@@ -24,6 +25,9 @@ TRAINED_MODELS = dg.AssetKey(MODEL_ASSET)  # the model store's errors name it to
 EVOLVED_STRATEGIES = dg.AssetKey("evolved_strategies")
 STRATEGY_PORTFOLIO = dg.AssetKey("strategy_portfolio")
 PAPER_TRADING = dg.AssetKey("paper_trading")
+
+# Metadata of a bar_files materialization: the inbox files taken (file, sha256, ...).
+INBOX_FILES = "inbox_files"
 
 # Metadata of trained_models that the model gate judges.
 DEFLATED_SHARPE_RATIO = "deflated_sharpe_ratio"

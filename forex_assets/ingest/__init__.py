@@ -1,1 +1,2 @@
-"""Dagster-free ingestion: file readers, the validation policy and the sample generator."""
+"""Dagster-free ingestion: bar file formats and readers, the validation policy, the data
+inbox intake and the sample generator."""

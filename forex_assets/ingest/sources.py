@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from forex_assets.ingest.readers import FileFormat, read_bar_file
+from forex_assets.ingest.bar_files import AUTO, bar_file_suffixes, read_bar_file
 from forex_assets.ingest.validation import (
     DEFAULT_POLICY,
     ValidatedBars,
@@ -23,15 +23,14 @@ from forex_assets.ingest.validation import (
 )
 from forex_assets.market.instruments import Instrument, symbols_in_text
 
-BAR_FILE_SUFFIXES = frozenset({".csv", ".txt", ".tsv", ".parquet", ".pq"})
-
 
 @dataclass(frozen=True)
 class FileSpec:
-    """One file to ingest; `format` and `timezone` override detection and defaults."""
+    """One file to ingest; `format` (a format's name) and `timezone` override detection
+    and the format's default clock."""
 
     path: Path
-    format: FileFormat = FileFormat.AUTO
+    format: str = AUTO
     timezone: str | None = None
 
 
@@ -40,13 +39,13 @@ class FileOverride:
     """Declared format/timezone for files whose relative path matches `pattern` (a glob)."""
 
     pattern: str
-    format: FileFormat = FileFormat.AUTO
+    format: str = AUTO
     timezone: str | None = None
 
 
 # Names starting with these are hidden or temporary (".ipynb_checkpoints/", ".~lock...#",
 # Excel's "~$EURUSD.csv" lock file): stale copies or binary junk, never a symbol's data.
-_IGNORED_PREFIXES = (".", "~")
+IGNORED_PREFIXES = (".", "~")
 
 
 def _bar_files(data_dir: Path) -> Iterable[Path]:
@@ -54,16 +53,19 @@ def _bar_files(data_dir: Path) -> Iterable[Path]:
         return []
     # Hidden folders count too: a Jupyter checkpoint copy sorts before the real file and
     # would become the keeper of every duplicate time.
+    suffixes = bar_file_suffixes()
     return sorted(
         p
         for p in data_dir.rglob("*")
         if p.is_file()
-        and p.suffix.lower() in BAR_FILE_SUFFIXES
-        and not any(part.startswith(_IGNORED_PREFIXES) for part in p.relative_to(data_dir).parts)
+        and p.suffix.lower() in suffixes
+        and not any(part.startswith(IGNORED_PREFIXES) for part in p.relative_to(data_dir).parts)
     )
 
 
-def _file_symbols(data_dir: Path, path: Path) -> list[str]:
+def file_symbols(data_dir: Path, path: Path) -> list[str]:
+    """The symbols a file in `data_dir` belongs to: those its folders name, else those its
+    name names (one, for a well-named file)."""
     relative = path.relative_to(data_dir)
     folder_symbols = [s for part in relative.parts[:-1] for s in symbols_in_text(part)]
     return folder_symbols or symbols_in_text(path.name)
@@ -75,7 +77,7 @@ def discover_symbol_files(
     """Files in `data_dir` that belong to `symbol`, with any matching override applied."""
     specs = []
     for path in _bar_files(data_dir):
-        if symbol not in _file_symbols(data_dir, path):
+        if symbol not in file_symbols(data_dir, path):
             continue
         relative = path.relative_to(data_dir).as_posix()
         override = next((o for o in overrides if fnmatch.fnmatch(relative, o.pattern)), None)
@@ -90,7 +92,7 @@ def symbols_in_data_dir(data_dir: Path) -> list[str]:
     """Every symbol that has at least one file in `data_dir`."""
     found: set[str] = set()
     for path in _bar_files(data_dir):
-        found.update(_file_symbols(data_dir, path))
+        found.update(file_symbols(data_dir, path))
     return sorted(found)
 
 
@@ -114,7 +116,7 @@ def load_symbol_bars(
     summary = [
         {
             "file": str(p.path),
-            "format": p.format.value,
+            "format": p.format,
             "timezone": p.timezone,
             "rows": p.rows.height,
             "quarantined": int(rejected_by_file.get(str(p.path), 0)),

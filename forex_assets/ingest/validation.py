@@ -35,7 +35,7 @@ import numba
 import numpy as np
 import polars as pl
 
-from forex_assets.ingest.readers import ParsedFile
+from forex_assets.ingest.bar_files import ParsedFile
 from forex_assets.market.bar_schema import M1_SCHEMA, PRICE_COLUMNS, TIME
 from forex_assets.market.fx_calendar import in_weekend_closure
 

@@ -27,7 +27,7 @@ from forex_assets.features.indicator_set import (
     compute_indicators,
     feature_columns,
 )
-from forex_assets.ingest.readers import FileFormat, read_bar_file
+from forex_assets.ingest.bar_files import read_bar_file
 from forex_assets.ingest.sample import generate_sample_m1
 from forex_assets.market.fx_calendar import FxCalendar
 from forex_assets.market.instruments import instrument_for
@@ -109,7 +109,7 @@ def read_back(dataset: str, directory: Path) -> pl.DataFrame:
     kind, symbol = dataset.split(":")
     original = sample(symbol)
     parsed = read_bar_file(WRITERS[kind](original, symbol, directory))
-    assert parsed.format is FileFormat(kind)
+    assert parsed.format == kind
     rows = parsed.rows
     errors = rows.filter(pl.col("error").is_not_null())
     assert errors.height == 0, errors.head(3)

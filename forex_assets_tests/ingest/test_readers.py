@@ -10,14 +10,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from forex_assets.ingest.readers import (
-    PARSED_SCHEMA,
-    BarFileError,
-    FileFormat,
-    ParsedFile,
-    detect_format,
-    read_bar_file,
-)
+from forex_assets.ingest.bar_files import ParsedFile, detect_format, read_bar_file
+from forex_assets.ingest.bar_format import PARSED_SCHEMA, BarFileError
 from forex_assets.market.instruments import instrument_for
 
 
@@ -65,9 +59,9 @@ HISTDATA = (
 
 def test_histdata_ascii_m1_is_fixed_est(tmp_path):
     path = write(tmp_path, "DAT_ASCII_EURUSD_M1_2023.csv", HISTDATA)
-    assert detect_format(path) is FileFormat.HISTDATA
+    assert detect_format(path).name == "histdata"
     parsed = read_bar_file(path)
-    assert parsed.format is FileFormat.HISTDATA
+    assert parsed.format == "histdata"
     assert parsed.timezone == "-05:00"
     assert_clean(parsed)
     assert column(parsed, "line") == [1, 3, 4]
@@ -174,9 +168,9 @@ def test_dukascopy_gmt_time(tmp_path):
         "\n"
         "02.01.2023 00:01:00.000,1.07018,1.07030,1.07015,1.07025,0\n",
     )
-    assert detect_format(path) is FileFormat.DUKASCOPY
+    assert detect_format(path).name == "dukascopy"
     parsed = read_bar_file(path)
-    assert parsed.format is FileFormat.DUKASCOPY
+    assert parsed.format == "dukascopy"
     assert parsed.timezone == "UTC"
     assert_clean(parsed)
     assert column(parsed, "line") == [2, 4]
@@ -212,7 +206,7 @@ def test_dukascopy_local_time_uses_the_per_row_gmt_offset(tmp_path):
         "03.07.2023 09:30:00.000 GMT-0430,1.09000,1.09010,1.08990,1.09005,12\n"
         "03.07.2023 00:02:00.000,1.09000,1.09010,1.08990,1.09005,13\n",
     )
-    assert detect_format(path) is FileFormat.DUKASCOPY
+    assert detect_format(path).name == "dukascopy"
     parsed = read_bar_file(path)
     assert column(parsed, "time") == [
         utc(2023, 1, 1, 22, 0),
@@ -238,7 +232,7 @@ def test_dukascopy_eet_header_is_read_as_eastern_european_time(tmp_path):
         "02.01.2023 00:00:00.000,1.07015,1.07021,1.07010,1.07018,10\n"
         "03.07.2023 00:00:00.000,1.09000,1.09010,1.08990,1.09005,11\n",
     )
-    assert detect_format(path) is FileFormat.DUKASCOPY
+    assert detect_format(path).name == "dukascopy"
     parsed = read_bar_file(path)
     assert column(parsed, "time") == [utc(2023, 1, 1, 22, 0), utc(2023, 7, 2, 21, 0)]
 
@@ -262,9 +256,9 @@ MT4 = (
 
 def test_mt4_history_export_defaults_to_new_york_close_server_time(tmp_path):
     path = write(tmp_path, "EURUSD1.csv", MT4)
-    assert detect_format(path) is FileFormat.MT4
+    assert detect_format(path).name == "mt4"
     parsed = read_bar_file(path)
-    assert parsed.format is FileFormat.MT4
+    assert parsed.format == "mt4"
     assert parsed.timezone == "NY+7"
     assert_clean(parsed)
     assert column(parsed, "line") == [1, 2, 4]
@@ -282,7 +276,7 @@ def test_mt4_history_export_defaults_to_new_york_close_server_time(tmp_path):
 def test_declared_format_and_timezone_override_detection(tmp_path):
     path = write(tmp_path, "EURUSD1.csv", MT4)
     parsed = read_bar_file(path, "mt4", timezone="+02:00")
-    assert parsed.format is FileFormat.MT4
+    assert parsed.format == "mt4"
     assert parsed.timezone == "+02:00"
     # A fixed +02:00 ignores DST: summer midnight is 22:00 UTC, not NY+7's 21:00.
     assert column(parsed, "time") == [
@@ -290,7 +284,7 @@ def test_declared_format_and_timezone_override_detection(tmp_path):
         utc(2023, 1, 1, 22, 1),
         utc(2023, 7, 2, 22, 0),
     ]
-    assert read_bar_file(path, FileFormat.MT4, "UTC").rows.item(0, "time") == utc(2023, 1, 2)
+    assert read_bar_file(path, "mt4", "UTC").rows.item(0, "time") == utc(2023, 1, 2)
 
 
 def test_declaring_the_wrong_format_fails_with_the_first_row_error(tmp_path):
@@ -305,8 +299,11 @@ def test_declaring_the_wrong_format_fails_with_the_first_row_error(tmp_path):
 
 def test_unknown_declared_format_is_rejected(tmp_path):
     path = write(tmp_path, "EURUSD1.csv", MT4)
-    with pytest.raises(ValueError, match="'metastock' is not a valid FileFormat"):
+    with pytest.raises(
+        ValueError, match=r"file format 'metastock' is not one of \['auto', "
+    ) as info:
         read_bar_file(path, "metastock")
+    assert "'mt4'" in str(info.value) and "declare one of these" in str(info.value)
 
 
 def test_mt4_malformed_rows(tmp_path):
@@ -339,9 +336,9 @@ MT5 = (
 
 def test_mt5_tab_separated_export_with_spread_in_points(tmp_path):
     path = write(tmp_path, "EURUSD_M1.csv", MT5)
-    assert detect_format(path) is FileFormat.MT5
+    assert detect_format(path).name == "mt5"
     parsed = read_bar_file(path, instrument=instrument_for("EURUSD"))
-    assert parsed.format is FileFormat.MT5
+    assert parsed.format == "mt5"
     assert parsed.timezone == "NY+7"
     assert_clean(parsed)
     assert column(parsed, "line") == [2, 4]
@@ -374,7 +371,7 @@ def test_mt5_utf16_export(tmp_path, encoding):
     path = write(tmp_path, "EURUSD_M1.csv", MT5.encode(encoding))
     if encoding == "utf-16":
         assert path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
-    assert detect_format(path) is FileFormat.MT5
+    assert detect_format(path).name == "mt5"
     parsed = read_bar_file(path, instrument=instrument_for("EURUSD"))
     assert column(parsed, "line") == [2, 4]
     assert column(parsed, "time") == [utc(2023, 1, 1, 22, 0), utc(2023, 7, 2, 21, 1)]
@@ -391,7 +388,7 @@ def test_mt5_rows_without_header_and_without_seconds(tmp_path):
         "2023.01.02\t00:00\t1.07015\t1.07021\t1.07010\t1.07018\t55\t0\t12\n"
         "2023.01.02\t00:01\t1.07018\t1.07030\t1.07015\t1.07025\t56\t0\t7\n",
     )
-    assert detect_format(path) is FileFormat.MT5
+    assert detect_format(path).name == "mt5"
     parsed = read_bar_file(path)
     assert column(parsed, "line") == [1, 2]
     assert column(parsed, "time") == [utc(2023, 1, 1, 22, 0), utc(2023, 1, 1, 22, 1)]
@@ -448,7 +445,7 @@ def test_pandas_to_csv_with_index_column(tmp_path, index_name):
     assert first_line.startswith(f"{index_name or ''},Open")
     parsed = read_bar_file(path)
     # "Gmt time" over ISO dates is a re-saved Dukascopy export, not Dukascopy's own layout.
-    assert parsed.format is FileFormat.CSV
+    assert parsed.format == "csv"
     assert_clean(parsed)
     assert column(parsed, "line") == [2, 3, 4]
     assert column(parsed, "time") == BARS_TIMES
@@ -477,7 +474,7 @@ def test_csv_without_index_and_blank_lines(tmp_path):
         "2023-01-03 10:02:00,1.3,1.45,1.25,1.4\n",
     )
     parsed = read_bar_file(path)
-    assert parsed.format is FileFormat.CSV
+    assert parsed.format == "csv"
     assert parsed.timezone == "UTC"
     assert column(parsed, "line") == [3, 6, 7]
     assert column(parsed, "time") == BARS_TIMES
@@ -498,7 +495,7 @@ def test_csv_with_separate_date_and_time_columns(tmp_path):
         "2023.01.03,10:02,1.3,1.45,1.25,1.4,30\n",
     )
     parsed = read_bar_file(path)
-    assert parsed.format is FileFormat.CSV
+    assert parsed.format == "csv"
     assert column(parsed, "time") == BARS_TIMES
     assert prices(parsed) == BARS_PRICES
     assert column(parsed, "volume") == [10.0, 20.0, 30.0]
@@ -576,7 +573,7 @@ def test_semicolon_separated_with_decimal_commas(tmp_path):
         + "03.01.2023 10:02:00;1,3;1,45;1,25;1,4;30\n",
     )
     parsed = read_bar_file(path)
-    assert parsed.format is FileFormat.CSV
+    assert parsed.format == "csv"
     assert column(parsed, "time") == BARS_TIMES
     assert prices(parsed) == BARS_PRICES
     assert column(parsed, "volume") == [10.0, 20.0, 30.0]
@@ -604,7 +601,7 @@ def test_csv_header_spellings(tmp_path, header):
         separator.join(["2023-01-03 10:02:00", "1.3", "1.45", "1.25", "1.4", "30"]),
     ]
     path = write(tmp_path, "bars.csv", header + "\n" + "\n".join(rows) + "\n")
-    assert detect_format(path) is FileFormat.CSV
+    assert detect_format(path).name == "csv"
     parsed = read_bar_file(path)
     assert column(parsed, "time") == BARS_TIMES
     assert prices(parsed) == BARS_PRICES
@@ -696,9 +693,9 @@ PARQUET_BARS = pd.DataFrame(
 def test_parquet_naive_datetime_index_written_by_pandas(tmp_path):
     path = tmp_path / "bars.parquet"
     PARQUET_BARS.to_parquet(path)
-    assert detect_format(path) is FileFormat.PARQUET
+    assert detect_format(path).name == "parquet"
     parsed = read_bar_file(path)
-    assert parsed.format is FileFormat.PARQUET
+    assert parsed.format == "parquet"
     assert parsed.timezone == "UTC"
     assert_clean(parsed)
     assert column(parsed, "line") == [1, 2, 3]
@@ -722,7 +719,7 @@ def test_parquet_named_index(tmp_path):
     path = tmp_path / "bars.pq"
     PARQUET_BARS.rename_axis("timestamp").to_parquet(path)
     parsed = read_bar_file(path)
-    assert parsed.format is FileFormat.PARQUET
+    assert parsed.format == "parquet"
     assert column(parsed, "time") == BARS_TIMES
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from forex_assets.ingest.readers import BarFileError, FileFormat
+from forex_assets.ingest.bar_files import AUTO
+from forex_assets.ingest.bar_format import BarFileError
 from forex_assets.ingest.sources import (
     FileOverride,
     FileSpec,
@@ -58,7 +59,7 @@ def test_files_in_a_symbol_folder_belong_to_that_symbol(tmp_path):
         "EURUSD/2023.csv",
         "EURUSD/GBPUSD_backup.csv",
     ]
-    assert all(s.format is FileFormat.AUTO and s.timezone is None for s in specs)
+    assert all(s.format is AUTO and s.timezone is None for s in specs)
     assert relative_paths(tmp_path, discover_symbol_files(tmp_path, "GBPUSD")) == [
         "GBPUSD/2023.csv"
     ]
@@ -129,26 +130,24 @@ def test_overrides_declare_format_and_timezone_by_relative_glob(tmp_path):
     touch(tmp_path, "broker_b/EURUSD1.csv", MT4_ROW)
     touch(tmp_path, "DAT_ASCII_EURUSD_M1_2023.csv", HISTDATA_ROW)
     overrides = [
-        FileOverride("broker_b/*", FileFormat.MT4, "+02:00"),
+        FileOverride("broker_b/*", "mt4", "+02:00"),
         FileOverride("*.csv", timezone="UTC"),  # a later, broader rule does not win
-        FileOverride("DAT_ASCII_*", FileFormat.HISTDATA),
+        FileOverride("DAT_ASCII_*", "histdata"),
     ]
     specs = discover_symbol_files(tmp_path, "EURUSD", overrides)
     by_name = {s.path.relative_to(tmp_path).as_posix(): s for s in specs}
     assert by_name == {
         "DAT_ASCII_EURUSD_M1_2023.csv": FileSpec(
-            tmp_path / "DAT_ASCII_EURUSD_M1_2023.csv", FileFormat.AUTO, "UTC"
+            tmp_path / "DAT_ASCII_EURUSD_M1_2023.csv", AUTO, "UTC"
         ),
-        "broker_a/EURUSD1.csv": FileSpec(tmp_path / "broker_a/EURUSD1.csv", FileFormat.AUTO, "UTC"),
-        "broker_b/EURUSD1.csv": FileSpec(
-            tmp_path / "broker_b/EURUSD1.csv", FileFormat.MT4, "+02:00"
-        ),
+        "broker_a/EURUSD1.csv": FileSpec(tmp_path / "broker_a/EURUSD1.csv", AUTO, "UTC"),
+        "broker_b/EURUSD1.csv": FileSpec(tmp_path / "broker_b/EURUSD1.csv", "mt4", "+02:00"),
     }
 
 
 def test_overrides_do_not_apply_to_other_paths(tmp_path):
     touch(tmp_path, "EURUSD1.csv", MT4_ROW)
-    specs = discover_symbol_files(tmp_path, "EURUSD", [FileOverride("GBPUSD*", FileFormat.CSV)])
+    specs = discover_symbol_files(tmp_path, "EURUSD", [FileOverride("GBPUSD*", "csv")])
     assert specs == [FileSpec(tmp_path / "EURUSD1.csv")]
 
 
@@ -184,9 +183,7 @@ def test_load_symbol_bars_reads_validates_and_summarises_each_file(tmp_path):
         "2023.01.03\t12:03:00\t1.07022\t1.07040\t1.07020\t1.07035\t41\t0\t9\n",
     )
     touch(tmp_path, "DAT_ASCII_GBPUSD_M1_2023.csv", HISTDATA_ROW)
-    specs = discover_symbol_files(
-        tmp_path, "EURUSD", [FileOverride("EURUSD/*", FileFormat.MT5, "+02:00")]
-    )
+    specs = discover_symbol_files(tmp_path, "EURUSD", [FileOverride("EURUSD/*", "mt5", "+02:00")])
     assert [s.path for s in specs] == [histdata, mt5]
     progress: list[tuple[int, int, Path]] = []
     validated, summary = load_symbol_bars(

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from forex_assets.ingest.readers import BarFileError, read_bar_file
+from forex_assets.ingest.bar_files import read_bar_file
+from forex_assets.ingest.bar_format import BarFileError
 from forex_assets.ingest.timezones import NEW_YORK_CLOSE_SERVER, SourceTimezone, parse_timezone
 from forex_assets.market.fx_calendar import FxCalendar, in_weekend_closure
 

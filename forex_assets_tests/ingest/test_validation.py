@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from forex_assets.ingest.readers import read_bar_file
+from forex_assets.ingest.bar_files import read_bar_file
 from forex_assets.ingest.validation import (
     QUARANTINE_SCHEMA,
     QuarantineReason,

@@ -1,4 +1,5 @@
-"""Bars: validated M1 bars per symbol, their quarantine record, and the eleven timeframes."""
+"""Bars: a symbol's bar files, its validated M1 bars and their quarantine record, and the
+eleven timeframes."""
 
 from collections.abc import Iterator
 
@@ -7,7 +8,7 @@ import polars as pl
 
 from forex_assets.compute.plan import Pool
 from forex_assets.defs.checks import bar_check_results, bar_check_specs
-from forex_assets.defs.keys import DATA_GROUP, M1_BARS, timeframe_bars_key
+from forex_assets.defs.keys import BAR_FILES, DATA_GROUP, M1_BARS, timeframe_bars_key
 from forex_assets.defs.resources import BarSourceResource, MarketCalendarResource
 from forex_assets.market.bar_schema import TIME
 from forex_assets.market.resample import resample_bars
@@ -22,7 +23,24 @@ def _span_metadata(bars: pl.DataFrame) -> dict[str, object]:
     return {"first_bar": str(times.min()), "last_bar": str(times.max())}
 
 
+# Not materialized by Dagster: the files are whatever the data directory holds. The
+# `inbox_ingest` job records a materialization of a symbol's partition each time it takes
+# files in for it, which the `inbox_refresh` sensor answers with a refresh of the symbol.
+bar_files = dg.AssetSpec(
+    BAR_FILES,
+    partitions_def=symbol_partitions,
+    group_name=DATA_GROUP,
+    kinds={"file"},
+    description=(
+        "A symbol's bar files in the data directory, in any format `python -m forex_assets "
+        "formats` lists, in a folder named after the symbol or with the symbol in the file "
+        "name. Materialized when the data inbox takes new files in for the symbol."
+    ),
+)
+
+
 @dg.multi_asset(
+    deps=[BAR_FILES],
     outs={
         "m1_bars": dg.AssetOut(
             description=(

@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from forex_assets import settings
-from forex_assets.ingest.readers import FileFormat
+from forex_assets.ingest.bar_files import AUTO, format_names, registry
 from forex_assets.ingest.sample import (
     DEFAULT_SEED,
     DEFAULT_START,
@@ -33,14 +33,16 @@ class FileOverrideConfig(dg.Config):
 
     pattern: str = Field(description="Glob relative to data_dir, e.g. 'EURUSD/*.csv'.")
     format: str = Field(
-        default="auto", description="auto, histdata, dukascopy, mt4, mt5, csv, parquet"
+        default=AUTO,
+        description=f"{AUTO} (detect from the content) or a format: "
+        + ", ".join(f.name for f in registry()),
     )
     timezone: str | None = Field(default=None, description="UTC, +02:00, Europe/London or NY+7")
 
     @field_validator("format")
     @classmethod
     def _known_format(cls, value: str) -> str:
-        allowed = [f.value for f in FileFormat]
+        allowed = format_names()
         if value not in allowed:
             raise ValueError(f"format={value!r} is not one of {allowed}")
         return value
@@ -81,11 +83,11 @@ class BarSourceResource(dg.ConfigurableResource):
             raise ValueError(f"use_sample={value!r} is not one of auto, always, never")
         return value
 
+    def file_overrides(self) -> list[FileOverride]:
+        return [FileOverride(o.pattern, o.format, o.timezone) for o in self.overrides]
+
     def files_for(self, symbol: str) -> list[FileSpec]:
-        overrides = [
-            FileOverride(o.pattern, FileFormat(o.format), o.timezone) for o in self.overrides
-        ]
-        return discover_symbol_files(Path(self.data_dir), symbol, overrides)
+        return discover_symbol_files(Path(self.data_dir), symbol, self.file_overrides())
 
     def load(self, symbol: str, progress: Callable[[str], None]) -> LoadedBars:
         instrument = instrument_for(symbol)
@@ -108,7 +110,9 @@ class BarSourceResource(dg.ConfigurableResource):
                         if symbol in SAMPLE_PROFILES
                         else f"; the sample generator only covers {', '.join(SAMPLE_PROFILES)}."
                     )
-                    + " Put the symbol's HistData/Dukascopy/MetaTrader/CSV/Parquet files there."
+                    + " Put the symbol's files there, as "
+                    + ", ".join(f.title for f in registry())
+                    + "."
                 )
             )
         progress(f"generating {self.sample_years} years of sample M1 bars for {symbol}")
