@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from forex_assets.market.fx_calendar import DEFAULT_CALENDAR, FxCalendar
 from forex_assets.models.dataset import TrainingData
 from forex_assets.models.evaluation import Evaluation, evaluate_paths
 from forex_assets.models.final_model import save_final_model
@@ -52,8 +53,10 @@ def train_on_cpcv(
     cost: np.ndarray,
     out_dir: Path,
     progress: Callable[[SplitResult], None] = lambda result: None,
+    calendar: FxCalendar = DEFAULT_CALENDAR,
 ) -> CpcvTraining:
     """Train, assemble, blend and score; model files and the final model go to `out_dir`.
+    The scored strategies' daily returns fall on `calendar`'s trading days.
 
     Pass `data` without keeping another reference to it: its arrays are replaced by the
     mapped copy, and the caller's would otherwise stay in memory for the whole training.
@@ -80,7 +83,7 @@ def train_on_cpcv(
                 for path in range(plan.n_paths)
             ]
         )
-        evaluation = evaluate_paths(path_proba, data, cost)
+        evaluation = evaluate_paths(path_proba, data, cost, calendar=calendar)
         feature_names, rows = data.feature_names, data.rows
     # The blender the final refit models go with, fitted on every out-of-fold row once;
     # the manifest last, so a run folder that has it holds a complete final model.

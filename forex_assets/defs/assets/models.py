@@ -20,7 +20,11 @@ from forex_assets.defs.keys import (
     VALIDATION_GROUP,
     timeframe_bars_key,
 )
-from forex_assets.defs.resources import DuckDBCatalogResource, ModelStoreResource
+from forex_assets.defs.resources import (
+    DuckDBCatalogResource,
+    MarketCalendarResource,
+    ModelStoreResource,
+)
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.features.feature_matrix import matrix_feature_columns
 from forex_assets.market.bar_schema import TIME
@@ -219,6 +223,7 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
         config: TrainingConfig,
         model_store: ModelStoreResource,
         duckdb_catalog: DuckDBCatalogResource,
+        market_calendar: MarketCalendarResource,
         matrix: pl.DataFrame,
         folds: pl.DataFrame,
         base_bars: pl.DataFrame,
@@ -254,6 +259,7 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
             cost,
             run_directory,
             progress,
+            market_calendar.calendar,
         )
         results, evaluation = trained.results, trained.evaluation
         record_models(
