@@ -33,13 +33,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from forex_assets.features.hygiene import DEFAULT_MAX_WARMUP_SHARE
-from forex_assets.features.indicator_set import (
-    INDICATORS,
-    Indicator,
-    IndicatorSpec,
-    Param,
-    ParamValue,
-)
+from forex_assets.features.indicator_definition import Indicator, Param, ParamValue
+from forex_assets.features.indicator_set import INDICATORS, IndicatorSpec
 from forex_assets.features.labels import LabelConfigError, LabelSettings
 from forex_assets.market.timeframes import Timeframe
 

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from forex_assets.features.feature_config import parse_indicators
-from forex_assets.features.indicator_set import PriceInputs
+from forex_assets.features.indicator_definition import PriceInputs
 
 RULES = ("rsi", "ema_trend", "macd", "bollinger", "stochastic", "donchian", "cci")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import polars as pl
 
-from forex_assets.features.indicator_set import PriceInputs
+from forex_assets.features.indicator_definition import PriceInputs
 from forex_assets.market.fx_calendar import DEFAULT_CALENDAR, FxCalendar, trading_month
 from forex_assets.strategies.backtest.errors import BacktestInputError
 
