@@ -350,8 +350,7 @@ def test_kills_at_every_phase_then_train_and_dagster_job_execute_share_one_home(
     kills = [  # (command, the step at whose start it dies, whole process group?)
         (train, "bars__h4", True),
         (execute, "features__m5", True),
-        (train, "trained_models", True),
-        (execute, "evolved_strategies", True),
+        (execute, "evolved_strategies", True),  # with its spawned island workers
         (train, "trained_models", False),  # its worker only: the step fails, the run ends
     ]
     killed = [_kill_when_started(c, env, tmp_path, home, step, whole) for c, step, whole in kills]

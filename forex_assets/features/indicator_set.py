@@ -10,8 +10,6 @@ a plain SQL identifier). Indicators are collected from the modules of
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +19,7 @@ import polars as pl
 from forex_assets.features import indicator_types
 from forex_assets.features.indicator_definition import Indicator, ParamValue, PriceInputs
 from forex_assets.market.bar_schema import TIME
+from forex_assets.plugins import collect
 
 
 class IndicatorRegistryError(ValueError):
@@ -29,27 +28,10 @@ class IndicatorRegistryError(ValueError):
 
 def discover_indicators() -> dict[str, Indicator]:
     """Every `Indicator` of every module in `indicator_types`, by name."""
-    found: dict[str, Indicator] = {}
-    owner: dict[str, str] = {}
-    modules = sorted(pkgutil.iter_modules(indicator_types.__path__), key=lambda m: m.name)
-    for info in modules:
-        module = importlib.import_module(f"{indicator_types.__name__}.{info.name}")
-        indicators = getattr(module, "INDICATORS", None)
-        if not isinstance(indicators, tuple) or not all(
-            isinstance(i, Indicator) for i in indicators
-        ):
-            raise IndicatorRegistryError(
-                f"{module.__name__} defines INDICATORS={indicators!r}; an indicator module "
-                "must define INDICATORS as a tuple of Indicator."
-            )
-        for indicator in indicators:
-            if indicator.name in found:
-                raise IndicatorRegistryError(
-                    f"indicator {indicator.name!r} is defined by both {owner[indicator.name]} "
-                    f"and {module.__name__}; give one of them another name."
-                )
-            found[indicator.name], owner[indicator.name] = indicator, module.__name__
-    return found
+    found = collect(
+        indicator_types, "INDICATORS", Indicator, many=True, error=IndicatorRegistryError
+    )
+    return {registered.item.name: registered.item for registered in found}
 
 
 INDICATORS: dict[str, Indicator] = discover_indicators()

@@ -9,8 +9,6 @@ row of the file, with its 1-based `line` number, the `raw` text, the UTC `time`,
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,6 +21,7 @@ from forex_assets.ingest.bar_format import PARSED_SCHEMA, BarFileError, BarForma
 from forex_assets.ingest.text_lines import text_head
 from forex_assets.ingest.timezones import parse_timezone
 from forex_assets.market.instruments import Instrument
+from forex_assets.plugins import collect
 
 # The declared format that asks for detection.
 AUTO = "auto"
@@ -43,35 +42,28 @@ class ParsedFile:
 def discover_formats(package: ModuleType) -> tuple[BarFormat, ...]:
     """The `FORMAT` of every module of `package`, by name.
 
-    The name is the module's name, so two formats cannot share one and a format's name is
-    written in one place; a module without a `FORMAT` is a mistake, not a helper to skip
-    (shared code lives outside the package).
+    The name is the module's name, so a format's name is written in one place; a module
+    without a `FORMAT` is a mistake, not a helper to skip (shared code lives outside the
+    package).
     """
-    found = []
-    for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
-        declared = getattr(module, "FORMAT", None)
-        if not isinstance(declared, BarFormat):
-            raise TypeError(
-                f"{module.__name__} ({module.__file__}) defines FORMAT={declared!r}; every "
-                f"module of {package.__name__} is a bar file format and must define "
-                "FORMAT = BarFormat(...). Move shared code out of the package."
-            )
-        if declared.name != info.name or info.name == AUTO:
+    found = collect(package, "FORMAT", BarFormat, many=False, error=ValueError)
+    for registered in found:
+        declared = registered.item
+        if declared.name != registered.module or registered.module == AUTO:
             raise ValueError(
-                f"{module.__name__} declares the format name {declared.name!r}; a format is "
-                f"named after its module ({info.name!r}), and {AUTO!r} is reserved for "
-                "detection. Rename the module or the format so that they match."
+                f"{package.__name__}.{registered.module} declares the format name "
+                f"{declared.name!r}; a format is named after its module ({registered.module!r}), "
+                f"and {AUTO!r} is reserved for detection. Rename the module or the format so "
+                "that they match."
             )
         try:
             parse_timezone(declared.default_timezone)
         except ValueError as exc:
             raise ValueError(
-                f"{module.__name__} declares default_timezone="
+                f"{package.__name__}.{registered.module} declares default_timezone="
                 f"{declared.default_timezone!r}, which is no clock: {exc}"
             ) from None
-        found.append(declared)
-    return tuple(sorted(found, key=lambda f: f.name))
+    return tuple(registered.item for registered in found)
 
 
 @cache

@@ -8,12 +8,11 @@ blender's inputs and of every table that shows the models.
 from __future__ import annotations
 
 import functools
-import importlib
-import pkgutil
 from types import ModuleType
 
 from forex_assets.models import types as types_package
 from forex_assets.models.model_spec import AnySpec, ModelSpec
+from forex_assets.plugins import collect
 
 
 class ModelTypeError(ValueError):
@@ -21,28 +20,11 @@ class ModelTypeError(ValueError):
 
 
 def discover(package: ModuleType) -> tuple[AnySpec, ...]:
-    """The `SPEC` of every module in `package`, by name; a module without one, or two
-    specs of one name, are refused naming the modules."""
-    specs: dict[str, tuple[AnySpec, str]] = {}
-    for module_info in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
-        module = importlib.import_module(module_info.name)
-        spec = getattr(module, "SPEC", None)
-        if not isinstance(spec, ModelSpec):
-            raise ModelTypeError(
-                f"{module_info.name} is in the model types package but its SPEC is "
-                f"{type(spec).__name__}, not a ModelSpec; define SPEC = ModelSpec(...) there "
-                "or move the module out of the package."
-            )
-        if spec.name in specs:
-            raise ModelTypeError(
-                f"{module_info.name} and {specs[spec.name][1]} both register a model type "
-                f"named {spec.name!r}; each model type needs its own name (it names its "
-                "files, ledger rows and probabilities)."
-            )
-        specs[spec.name] = (spec, module_info.name)
-    if not specs:
+    """The `SPEC` of every module in `package`, in name order; refused when there is none."""
+    found = collect(package, "SPEC", ModelSpec, many=False, error=ModelTypeError)
+    if not found:
         raise ModelTypeError(f"{package.__name__} registers no model type; training needs one.")
-    return tuple(specs[name][0] for name in sorted(specs))
+    return tuple(sorted((registered.item for registered in found), key=lambda spec: spec.name))
 
 
 @functools.cache

@@ -103,7 +103,7 @@ def test_a_new_format_is_one_module(formats_folder, tmp_path, capsys):
 
 def test_a_module_that_is_no_format_is_refused_by_name(formats_folder):
     (formats_folder / "helpers.py").write_text("SEPARATOR = '|'\n")
-    with pytest.raises(TypeError, match=r"formats\.helpers .* defines FORMAT=None"):
+    with pytest.raises(ValueError, match=r"formats\.helpers defines FORMAT=None"):
         discover_formats(formats_package)
     (formats_folder / "helpers.py").unlink()
     (formats_folder / "tabs.py").write_text(PIPEBARS_MODULE)  # declares "pipebars"

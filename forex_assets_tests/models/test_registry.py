@@ -106,13 +106,13 @@ def test_every_module_with_a_spec_is_discovered_in_name_order(tmp_path, monkeypa
 @pytest.mark.parametrize(
     ("modules", "message"),
     [
-        ({"helper": "VALUE = 1\n"}, r"types_\w+\.helper is in the model types package but its "),
+        ({"helper": "VALUE = 1\n"}, r"types_\w+\.helper defines SPEC=None"),
         (
             {
                 "one": _COPY_OF_LIGHTGBM.format(name="same"),
                 "two": _COPY_OF_LIGHTGBM.format(name="same"),
             },
-            r"\.two and types_\w+\.one both register a model type named 'same'",
+            r"'same' is defined by both types_\w+\.one and types_\w+\.two",
         ),
         ({}, "registers no model type"),
     ],

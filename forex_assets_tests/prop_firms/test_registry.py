@@ -24,7 +24,7 @@ def test_a_new_module_adds_its_firm(extra_presets):
         "from forex_assets.prop_firms.rules import PropFirmRules\n"
         'PRESETS = (PropFirmRules("acme_sprint", 0.04, 0.08, 0.06, 3),)\n'
     )
-    found = registry._discover()
+    found = registry.discover()
     assert found["acme_sprint"].profit_target == 0.06
     assert set(found) == {*registry.PRESETS, "acme_sprint"}
 
@@ -35,13 +35,13 @@ def test_two_modules_claiming_one_name_are_refused(extra_presets):
         'PRESETS = (PropFirmRules("ftmo_challenge", 0.01, 0.02, 0.03, 1),)\n'
     )
     with pytest.raises(PropFirmConfigError, match=r"'ftmo_challenge' is defined by both .*ftmo"):
-        registry._discover()
+        registry.discover()
 
 
 def test_a_module_without_presets_is_refused(extra_presets):
     (extra_presets / "typo.py").write_text("PRESET = ()\n")
     with pytest.raises(PropFirmConfigError, match=r"typo defines PRESETS=None"):
-        registry._discover()
+        registry.discover()
 
 
 def test_the_shipped_presets_are_found():
