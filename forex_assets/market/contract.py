@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from forex_assets.market.instruments import METAL_PIP_SIZES, instrument_for
-from forex_assets.value_checks import is_number
+from forex_assets.value_checks import is_finite_number
 
 ACCOUNT_CURRENCY = "USD"
 FX_CONTRACT_SIZE = 100_000.0
@@ -81,11 +81,11 @@ class Contract:
             )
         for name in ("pip_size", "contract_size", "lot_step", "min_lot"):
             value = getattr(self, name)
-            if not (is_number(value) and math.isfinite(value) and value > 0):
+            if not (is_finite_number(value) and value > 0):
                 raise ContractError(f"Contract.{name}={value!r} must be a positive number.")
         for name in ("commission_per_lot", "default_spread_pips"):
             value = getattr(self, name)
-            if not (is_number(value) and math.isfinite(value) and value >= 0):
+            if not (is_finite_number(value) and value >= 0):
                 raise ContractError(
                     f"Contract.{name}={value!r} must be a number >= 0: a negative cost would "
                     "pay the strategy for trading."

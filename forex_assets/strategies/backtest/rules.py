@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 
 from forex_assets.strategies.backtest.errors import BacktestInputError
-from forex_assets.value_checks import is_number
+from forex_assets.value_checks import is_finite_number, is_number, is_whole
 
 RULE_COLUMNS = ("stop_atr", "take_atr", "max_hold_bars", "trail_atr")
 
@@ -37,7 +36,7 @@ def check_account(risk_fraction: float, initial_equity: float, where: str) -> No
             f"{where}risk_fraction={risk_fraction!r} must be in (0, 0.1]: it is the share of "
             "equity lost when a stop is hit, e.g. 0.01 for 1%."
         )
-    if not (is_number(initial_equity) and math.isfinite(initial_equity)):
+    if not is_finite_number(initial_equity):
         raise BacktestInputError(f"{where}initial_equity={initial_equity!r} must be finite.")
     if initial_equity <= 0:
         raise BacktestInputError(f"{where}initial_equity={initial_equity!r} must be positive.")
@@ -59,7 +58,7 @@ class TradeRules:
             value = getattr(self, name)
             if not is_number(value):
                 raise BacktestInputError(f"TradeRules.{name}={value!r} must be a number.")
-        if not isinstance(self.max_hold_bars, Integral):
+        if not is_whole(self.max_hold_bars):
             raise BacktestInputError(
                 f"TradeRules.max_hold_bars={self.max_hold_bars!r} must be an int (bars)."
             )
