@@ -89,7 +89,7 @@ def _kernel(market: Market, signal: np.ndarray, contract: Contract) -> Evaluatio
 
 
 def python_loop(market: Market, signal: np.ndarray, contract: Contract) -> Evaluation:
-    """The rules of `forex_assets.strategies.backtest` bar by bar in plain Python."""
+    """The rules of `forex_assets.strategies.backtest.kernel` bar by bar in plain Python."""
     o, h, lo, c = (a.tolist() for a in (market.open, market.high, market.low, market.close))
     atr, spread, sig = market.atr.tolist(), market.spread.tolist(), signal.tolist()
     day_index = market.day_index.tolist()

@@ -1,6 +1,6 @@
 """A paper broker that replays bars, with the fill rules of the backtest kernel.
 
-Prices follow `forex_assets.strategies.backtest`: bars are mid prices, the ask is
+Prices follow `forex_assets.strategies.backtest.kernel`: bars are mid prices, the ask is
 mid + spread/2 and the bid mid - spread/2 (the bar's own spread, or the contract's
 default where it is unknown), so a round trip pays the spread once.
 
