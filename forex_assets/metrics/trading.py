@@ -63,13 +63,18 @@ def daily_returns(trade_returns: np.ndarray, exit_day: np.ndarray) -> tuple[np.n
     one, as one stamped exactly at Friday's 17:00 close does.
     """
     returns, days = _validated(trade_returns, exit_day)
-    if days.size == 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-    span = np.arange(days[0], days[-1] + 1, dtype=np.int64)
-    calendar = span[(weekday(span) < 5) | np.isin(span, days)]
+    calendar = _exit_calendar(days)
     growth = np.ones(calendar.size)
     np.multiply.at(growth, np.searchsorted(calendar, days), 1.0 + returns)
     return calendar, growth - 1.0
+
+
+def _exit_calendar(days: np.ndarray) -> np.ndarray:
+    """Every weekday from the first exit day to the last, plus any exit day besides."""
+    if days.size == 0:
+        return np.empty(0, dtype=np.int64)
+    span = np.arange(days[0], days[-1] + 1, dtype=np.int64)
+    return span[(weekday(span) < 5) | np.isin(span, days)]
 
 
 def trading_metrics(
@@ -92,7 +97,7 @@ def trading_metrics(
     if periods_per_year < 1:
         raise TradeInputError(f"periods_per_year={periods_per_year} must be at least 1.")
     returns, exits = _validated(trade_returns, exit_day)
-    calendar = daily_returns(returns, exits)[0] if days is None else _checked_days(days, exits)
+    calendar = _exit_calendar(exits) if days is None else _checked_days(days, exits)
     equity = np.concatenate(([1.0], np.cumprod(1.0 + returns)))
     pnl = np.diff(equity)
     # Day d ends at the equity after its last exit; its lowest point is the lowest equity
