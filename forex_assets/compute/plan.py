@@ -102,6 +102,9 @@ class ResourcePlan:
     step_threads: dict[str, int]
     blas_threads_cap: int
     reasons: dict[str, str] = field(default_factory=dict)
+    # Pools whose threads per step were set explicitly (run config, environment): their
+    # steps keep exactly that many and never lease more.
+    explicit_threads: frozenset[str] = frozenset()
 
     def threads_for(self, pool: str | None, requested: int | None = None) -> int:
         """Threads a step gets: what it asked for, else its pool's share; never above cores."""
@@ -213,7 +216,15 @@ def plan_resources(
         cores,
     )
     blas = chosen("blas_threads", cores, "no cap beyond each step's own budget", cores)
-    return ResourcePlan(cores, memory, limits, step_threads, blas, reasons)
+    explicit = frozenset(
+        pool
+        for pool, setting in (
+            (Pool.TRAINING, "training_threads"),
+            (Pool.FEATURES, "feature_threads"),
+        )
+        if getattr(settings, setting) is not None
+    )
+    return ResourcePlan(cores, memory, limits, step_threads, blas, reasons, explicit)
 
 
 def _core_source(machine: MachineResources) -> str:

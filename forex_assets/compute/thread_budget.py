@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 STEP_THREADS_ENV = "FOREX_ASSETS_STEP_THREADS"
@@ -52,15 +52,19 @@ _environment_lock = threading.Lock()
 
 
 @contextmanager
-def environment_for_children(threads: int, blas_cap: int | None = None) -> Iterator[None]:
+def environment_for_children(
+    threads: int, blas_cap: int | None = None, overrides: Mapping[str, str] | None = None
+) -> Iterator[None]:
     """Within this block, processes started (spawned) by this one inherit the budget.
 
     A spawned child copies its parent's environment at start; that is the only way to
     reach libraries that read their thread count once, at import, before any of our code
     runs in the child (polars imports with this package). The lock keeps two threads from
     interleaving their changes; the parent's own environment is restored afterwards.
+    `overrides` replace single variables (a pool whose tasks widen later raises numba's
+    ceiling).
     """
-    budget = budget_environment(threads, blas_cap)
+    budget = {**budget_environment(threads, blas_cap), **(overrides or {})}
     with _environment_lock:
         saved = {name: os.environ.get(name) for name in budget}
         os.environ.update(budget)

@@ -31,6 +31,7 @@ from dagster._core.storage.tags import PARTITION_NAME_TAG
 from dagster._utils.error import SerializableErrorInfo, serializable_error_info_from_exc_info
 
 from forex_assets.compute.core_ledger import CoreLedger, default_ledger_path
+from forex_assets.compute.core_use import StepUse, core_use_png, held_core_seconds, peak_cores
 from forex_assets.compute.machine import detect_machine
 from forex_assets.compute.overrides import settings_from_env
 from forex_assets.compute.plan import (
@@ -40,6 +41,7 @@ from forex_assets.compute.plan import (
     ResourcePlan,
     plan_resources,
 )
+from forex_assets.compute.step_budget import StepBudget
 from forex_assets.executor.scheduling import (
     HEAVY_POOLS,
     BudgetedActiveExecution,
@@ -53,6 +55,7 @@ from forex_assets.executor.symbols import ensure_symbol_partition
 from forex_assets.executor.waits import WAIT_PREFIX, WaitReporter
 from forex_assets.executor.worker_pool import WORKER_START_TIMEOUT_S, WorkerPool
 from forex_assets.instance.orchestrators import reap_dead_runs, register_orchestrator
+from forex_assets.models.plots import markdown_image
 
 # A worker is replaced after this many steps: respawning costs about one step's start-up
 # in the stock executor, so recycling every 100 steps adds ~1 % while bounding leaks.
@@ -69,6 +72,7 @@ class ExecutorSettings:
     retries: RetryMode
     max_steps_per_worker: int
     max_worker_memory_growth_mb: int | None
+    elastic: bool = True
 
 
 def plan_summary(plan: ResourcePlan) -> str:
@@ -76,6 +80,55 @@ def plan_summary(plan: ResourcePlan) -> str:
     pools = ", ".join(f"{p}={n}" for p, n in plan.pool_limits.items())
     threads = ", ".join(f"{p}={n}" for p, n in plan.step_threads.items())
     return f"{plan.cores} cores, pools {pools}, threads per step {threads}"
+
+
+def core_use_event(
+    plan_context: PlanOrchestrationContext,
+    ledger: CoreLedger,
+    run_id: str,
+    steps: dict[str, StepUse],
+    settings: ExecutorSettings,
+) -> DagsterEvent:
+    """The run's use of the machine: cores held over time (a plot), effective cores."""
+    prefix = f"{run_id}:"
+    spans = ledger.history(prefix)
+    start = min((s.start for s in spans), default=time.time())
+    end = time.time()
+    wall = max(end - start, 1e-9)
+    cpu = sum(use.cpu_s for use in steps.values())
+    rows = [
+        "| step | threads | peak cores | seconds | CPU s | effective cores |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for use in sorted(steps.values(), key=lambda u: -u.cpu_s):
+        peak = peak_cores(spans, f"{prefix}{use.step}")
+        rows.append(
+            f"| {use.step} | {use.threads} | {peak} | {use.seconds:.1f} | {use.cpu_s:.1f} | "
+            f"{use.effective_cores:.2f} |"
+        )
+    effective = cpu / wall
+    mode = "elastic" if settings.elastic else "static plan"
+    png = core_use_png(
+        spans, ledger.capacity, start, end, f"cores held ({mode}), {ledger.capacity} usable"
+    )
+    return DagsterEvent.engine_event(
+        plan_context,
+        f"Core use ({mode}): {effective:.2f} effective cores of {ledger.capacity} usable "
+        f"({effective / ledger.capacity:.0%}) over {wall:.0f} s",
+        EngineEventData(
+            metadata={
+                "effective cores": dg.MetadataValue.float(round(effective, 3)),
+                "utilization": dg.MetadataValue.float(round(effective / ledger.capacity, 3)),
+                "usable cores": dg.MetadataValue.int(ledger.capacity),
+                "held core-seconds": dg.MetadataValue.float(
+                    round(held_core_seconds(spans, start, end), 1)
+                ),
+                "CPU seconds": dg.MetadataValue.float(round(cpu, 1)),
+                "cores held": dg.MetadataValue.md(markdown_image(png, "cores held over time")),
+                "steps": dg.MetadataValue.md("\n".join(rows)),
+            }
+        ),
+    )
 
 
 def resolve_plan(settings: PlanSettings) -> tuple[ResourcePlan, list[str]]:
@@ -174,6 +227,7 @@ class BudgetedExecutor(Executor):
             stack.callback(ledger.release_all, f"{run.run_id}:")
             waits = WaitReporter(instance, ledger, run.run_id)
             yield from self._orchestrate(plan_context, execution_plan, active, workers, waits)
+        yield core_use_event(plan_context, ledger, run.run_id, active.step_use, self._settings)
         yield DagsterEvent.engine_event(
             plan_context,
             f"Budgeted executor finished: {workers.started} worker processes started, "
@@ -255,6 +309,13 @@ class BudgetedExecutor(Executor):
     ) -> Iterator[DagsterEvent]:
         step_context = plan_context.for_step(step)
         threads = active.threads_by_step[step.key]
+        budget = StepBudget(
+            floor=threads,
+            capacity=active.plan.cores,
+            elastic=self._settings.elastic and step_pool(step) not in active.plan.explicit_threads,
+            ledger_path=active.ledger.path,
+            holder=active.ledger_holder(step.key),
+        )
         try:
             worker, warm = workers.acquire(threads, step.key)
         except Exception:
@@ -265,8 +326,15 @@ class BudgetedExecutor(Executor):
             return
         yield DagsterEvent.step_worker_starting(
             step_context,
-            f'Running "{step.key}" with {threads} thread(s) in {"warm" if warm else "new"} worker {worker.pid}.',
-            metadata={"threads": threads, "worker pid": worker.pid, "warm worker": warm},
+            f'Running "{step.key}" with {threads} thread(s)'
+            f"{f', growing into up to {budget.capacity} idle cores' if budget.elastic else ''}"
+            f" in {'warm' if warm else 'new'} worker {worker.pid}.",
+            metadata={
+                "threads": threads,
+                "elastic": budget.elastic,
+                "worker pid": worker.pid,
+                "warm worker": warm,
+            },
         )
         workers.submit(
             worker,
@@ -279,6 +347,7 @@ class BudgetedExecutor(Executor):
                 retry_mode=self.retries,
                 known_state=active.get_known_state(),
                 repository_load_data=execution_plan.repository_load_data,
+                environment=budget.environment(),
             ),
         )
 
@@ -307,7 +376,8 @@ class BudgetedExecutor(Executor):
                     yield event
                     active.handle_event(event)
             elif kind == STEP_DONE:
-                workers.finish(step_key, payload)
+                workers.finish(step_key, payload.memory_bytes)
+                active.record_use(step_key, payload.cpu_s)
                 active.release_step(step_key)
                 active.verify_complete(plan_context, step_key)
                 return
@@ -402,6 +472,11 @@ BUDGET_CONFIG = {
         default_value=None,
         description="Replace a worker whose memory grew more than this; default: its share of memory.",
     ),
+    "elastic": dg.Field(
+        bool,
+        default_value=True,
+        description="Let steps that fan out lease idle cores per task (false: the static plan).",
+    ),
     "retries": get_retries_config(),
 }
 
@@ -420,5 +495,6 @@ def budgeted_executor(init_context: dg.InitExecutorContext) -> Executor:
             retries=RetryMode.from_config(config["retries"]),
             max_steps_per_worker=config["max_steps_per_worker"],
             max_worker_memory_growth_mb=config["max_worker_memory_growth_mb"],
+            elastic=config["elastic"],
         )
     )

@@ -28,6 +28,7 @@ from dagster._core.instance import DagsterInstance
 from dagster._core.storage.tags import GLOBAL_CONCURRENCY_TAG, PRIORITY_TAG
 
 from forex_assets.compute.core_ledger import CoreLedger
+from forex_assets.compute.core_use import StepUse
 from forex_assets.compute.plan import Pool, ResourcePlan
 from forex_assets.executor.waits import CORES, Block
 
@@ -166,6 +167,9 @@ class BudgetedActiveExecution(ActiveExecution):
         super().__init__(*args, **kwargs)
         self._budget_plan = plan
         self._ledger = ledger
+        self._waiting: dict[str, int] = {}
+        self._launched: dict[str, float] = {}
+        self.step_use: dict[str, StepUse] = {}
         self._run_id = run_id
         self._symbol_stage = symbol_stage
         self.threads_by_step: dict[str, int] = {}
@@ -225,7 +229,39 @@ class BudgetedActiveExecution(ActiveExecution):
             self._in_flight.add(step.key)
             self._executable.remove(step.key)
             self._prep_for_dynamic_outputs(step)
+            self._launched[step.key] = time.monotonic()
+        self._publish_waiting()
         return batch
+
+    def _publish_waiting(self) -> None:
+        """Tell the ledger which steps wait for cores: leases leave those cores to them."""
+        waiting = {
+            self.ledger_holder(key): block.threads
+            for key, block in self.blocked.items()
+            if block.kind == CORES
+        }
+        if waiting != self._waiting:
+            self._ledger.set_waiting(f"{self._run_id}:", waiting)
+            self._waiting = waiting
+
+    @property
+    def plan(self) -> ResourcePlan:
+        return self._budget_plan
+
+    @property
+    def ledger(self) -> CoreLedger:
+        return self._ledger
+
+    def record_use(self, step_key: str, cpu_s: float) -> None:
+        """A step finished in its worker: keep its wall and CPU seconds for the run's report."""
+        launched = self._launched.pop(step_key, None)
+        if launched is not None:
+            self.step_use[step_key] = StepUse(
+                step_key,
+                self.threads_by_step.get(step_key, 0),
+                time.monotonic() - launched,
+                cpu_s,
+            )
 
     @property
     def ready_steps(self) -> set[str]:

@@ -12,8 +12,10 @@ Dagster events back. It runs steps of one thread budget only, because some libra
 from __future__ import annotations
 
 import os
+import resource
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -34,13 +36,30 @@ class StepCommand:
     retry_mode: Any  # RetryMode
     known_state: Any  # KnownExecutionState
     repository_load_data: Any
+    # Set for the step's duration: how it may grow (`compute.step_budget.StepBudget`).
+    environment: dict[str, str]
 
 
 # Messages from a worker to its parent: (kind, payload)
 EVENT = "event"  # payload: DagsterEvent
-STEP_DONE = "done"  # payload: resident memory in bytes after the step
+STEP_DONE = "done"  # payload: StepDone
 WORKER_ERROR = "error"  # payload: SerializableErrorInfo of a failure outside the step
 READY = "ready"  # payload: pid, sent once the code is loaded
+
+
+@dataclass(frozen=True)
+class StepDone:
+    memory_bytes: int  # resident memory of the worker after the step
+    cpu_s: float  # CPU seconds of the step: the worker's, and its task processes' (reaped)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (all threads)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def resident_memory_bytes(pid: int | None = None) -> int:
@@ -77,15 +96,31 @@ def worker_main(
             return
         if command is None:
             return
+        cpu = cpu_seconds()
         try:
-            for event in _execute_step(command, instances, term_event):
-                connection.send((EVENT, event))
+            with _step_environment(command.environment):
+                for event in _execute_step(command, instances, term_event):
+                    connection.send((EVENT, event))
         except BaseException:
             import sys
 
             connection.send((WORKER_ERROR, serializable_error_info_from_exc_info(sys.exc_info())))
             return  # state after an escaped error is unknown: let the parent start afresh
-        connection.send((STEP_DONE, resident_memory_bytes()))
+        connection.send((STEP_DONE, StepDone(resident_memory_bytes(), cpu_seconds() - cpu)))
+
+
+@contextmanager
+def _step_environment(environment: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _worker_log_manager(instance: Any, dagster_run: Any, run_config: dict) -> Any:

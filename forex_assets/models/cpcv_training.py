@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from forex_assets.compute.elastic_pool import TaskRecord
 from forex_assets.market.fx_calendar import DEFAULT_CALENDAR, FxCalendar
 from forex_assets.models.dataset import TrainingData
 from forex_assets.models.evaluation import Evaluation, evaluate_paths
@@ -44,6 +45,7 @@ class CpcvTraining:
     fingerprint: str
     feature_names: tuple[str, ...]
     rows: int
+    tasks: tuple[TaskRecord, ...]  # how each split task ran: threads, leases, seconds, CPU
 
 
 def train_on_cpcv(
@@ -67,8 +69,9 @@ def train_on_cpcv(
     with tempfile.TemporaryDirectory(prefix="forex_assets_training_") as work:
         data_dir = Path(work) / "data"
         data = data.spill(data_dir)
+        tasks: list[TaskRecord] = []
         results, final = train_all(
-            data_dir, [(s.train, s.test) for s in plan.splits], settings, out_dir, progress
+            data_dir, [(s.train, s.test) for s in plan.splits], settings, out_dir, progress, tasks
         )
         classes, t0, t1 = np.array(data.classes), np.array(data.t0), np.array(data.t1)
         path_proba = {
@@ -100,4 +103,5 @@ def train_on_cpcv(
         fingerprint,
         feature_names,
         rows,
+        tuple(tasks),
     )

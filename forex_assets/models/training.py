@@ -2,27 +2,28 @@
 
 Each split is one task: every selected model type (`TrainingSettings.models`, by default
 every registered one), early-stopped on the split's inner validation slice, then asked
-for probabilities on the split's test rows. Tasks run in a `budgeted_process_pool`: with
-B threads for the step and S tasks, each task gets max(1, B // S) threads and
-B // threads tasks run at once, so processes x threads never exceed the budget (the
-seed's 8 x 16 layout on 16 cores is what this prevents). Every task seeds its models
-from the run's seed and its index, so results do not depend on which worker ran it or
-in which order.
+for probabilities on the split's test rows. Tasks run in an `ElasticPool`: each task
+starts with its share of the cores free at that moment (the step's floor plus idle
+cores it leases), the final refit, which trains on every row, first and widest, so
+processes x threads never exceed what the step holds (the seed's 8 x 16 layout on 16
+cores is what this prevents) and no core idles while a split waits. Every task seeds its
+models from the run's seed and its index, so results do not depend on which worker ran
+it, in which order, or with how many threads.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from forex_assets.compute.elastic_pool import ElasticPool, Task, TaskRecord
 from forex_assets.compute.thread_budget import step_threads
-from forex_assets.compute.worker_pool import budgeted_process_pool
 from forex_assets.models.dataset import TrainingData
 from forex_assets.models.inner_validation import inner_validation_split
 from forex_assets.models.model_spec import AnySpec, TrainingRows
@@ -78,7 +79,6 @@ class SplitTask:
     data_dir: str
     out_dir: str
     settings: TrainingSettings
-    threads: int
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,10 @@ class SplitResult:
 
 
 def train_split(task: SplitTask) -> SplitResult:
-    """Train every selected model type on one split; runs in a worker process."""
+    """Train every selected model type on one split; runs in a worker process, with the
+    threads its pool gave it (`step_threads()`)."""
     started = time.perf_counter()
+    threads = step_threads()
     data = TrainingData.load(Path(task.data_dir))
     inner, validation = inner_validation_split(
         task.train, data.t0, data.t1, task.settings.inner_validation_share
@@ -114,7 +116,7 @@ def train_split(task: SplitTask) -> SplitResult:
     x_test = np.asarray(data.features[task.test])
     trained = []
     for spec, settings in task.settings.selected():
-        fitted = spec.fit(rows, settings, task.threads, seed)
+        fitted = spec.fit(rows, settings, threads, seed)
         path = directory / spec.file
         spec.save(fitted.model, path)
         trained.append((spec, fitted, path))
@@ -136,10 +138,9 @@ def train_split(task: SplitTask) -> SplitResult:
     )
 
 
-def threads_per_task(tasks: int, budget: int | None = None) -> int:
-    """Threads each task gets so that all tasks run with the budget fully used."""
-    budget = budget or step_threads()
-    return max(1, budget // max(1, tasks))
+# The final refit trains on every row; a CPCV split on (N - k) / N of them (4/6 by
+# default): the refit is about this much heavier, which sets its start order and width.
+FINAL_REFIT_WEIGHT = 1.5
 
 
 def train_all(
@@ -148,28 +149,33 @@ def train_all(
     settings: TrainingSettings,
     out_dir: Path,
     progress: Callable[[SplitResult], None] = lambda result: None,
+    tasks_run: list[TaskRecord] | None = None,
 ) -> tuple[list[SplitResult], SplitResult]:
     """Every (train, test) split plus the final refit on all rows, in parallel.
 
     `data_dir` holds the `TrainingData` the workers map (see `TrainingData.spill`).
-    Returns the split results in split order and the final refit's result.
+    Returns the split results in split order and the final refit's result; how each task
+    ran (threads, leased cores, seconds, CPU seconds) is appended to `tasks_run`.
     """
     everything = np.arange(TrainingData.load(data_dir).rows, dtype=np.int64)
     jobs = [(i, train, test) for i, (train, test) in enumerate(splits)]
     jobs.append((FINAL_REFIT, everything, np.zeros(0, dtype=np.int64)))
-    threads = threads_per_task(len(jobs))
     tasks = [
-        SplitTask(i, train, test, str(data_dir), str(out_dir), settings, threads)
+        Task(
+            split_name(i),
+            functools.partial(
+                train_split, SplitTask(i, train, test, str(data_dir), str(out_dir), settings)
+            ),
+            FINAL_REFIT_WEIGHT if i == FINAL_REFIT else 1.0,
+        )
         for i, train, test in jobs
     ]
     results: dict[int, SplitResult] = {}
-    with budgeted_process_pool(threads_per_task=threads, tasks=len(tasks)) as pool:
-        # The final refit is the longest task: start it first.
-        ordered = [tasks[-1], *tasks[:-1]]
-        futures = [pool.submit(train_split, task) for task in ordered]
-        for future in as_completed(futures):
-            result = future.result()
+    with ElasticPool() as pool:
+        for _, result in pool.run(tasks):
             results[result.index] = result
             progress(result)
+    if tasks_run is not None:
+        tasks_run.extend(pool.records)
     final = results.pop(FINAL_REFIT)
     return [results[i] for i in range(len(splits))], final

@@ -388,3 +388,138 @@ def test_operation_sequences_match_a_model(capacity, operations):
                 ledger.release(f"h{holder}")
                 model.pop(holder, None)
             assert ledger.held() == sum(model.values()) <= capacity
+
+
+# ---------------------------------------------------------------- leases, waiting steps, history
+
+
+def test_a_lease_takes_what_want_asks_of_the_idle_cores(ledger_path):
+    ledger = CoreLedger(ledger_path, 8)
+    assert ledger.try_acquire("r:step", 2)
+    seen = []
+    assert ledger.lease("r:step/lease/1", lambda free: seen.append(free) or 3) == 3
+    assert seen == [6]
+    assert ledger.lease("r:step/lease/2", lambda free: 0) == 0  # nothing taken, nothing held
+    assert ledger.held() == 5
+    with pytest.raises(ValueError, match="already holds"):
+        ledger.lease("r:step/lease/1", lambda free: 1)
+    with pytest.raises(ValueError, match="between 0 and the 3 leasable"):
+        ledger.lease("r:step/lease/3", lambda free: free + 1)
+    ledger.release("r:step/lease/1")
+    assert ledger.held() == 2
+
+
+def test_waiting_steps_come_before_leases_and_stop_waiting_once_admitted(ledger_path):
+    ledger = CoreLedger(ledger_path, 8)
+    assert ledger.try_acquire("a:train", 2)
+    ledger.set_waiting("b:", {"b:features": 1, "b:train": 4})
+    assert ledger.waiting() == {"b:features": 1, "b:train": 4}
+    assert ledger.lease("a:train/lease/1", lambda free: free) == 1  # 8 - 2 held - 5 waiting
+    assert ledger.try_acquire("b:train", 4)  # waiting steps acquire the cores kept for them
+    assert ledger.waiting() == {"b:features": 1}
+    ledger.set_waiting("b:", {})  # replaced, per run
+    assert ledger.waiting() == {}
+    with pytest.raises(ValueError, match="do not start with prefix"):
+        ledger.set_waiting("b:", {"c:x": 1})
+    ledger.set_waiting("b:", {"b:x": 1})
+    ledger.release_all("b:")  # a run's end withdraws its waits too
+    assert ledger.waiting() == {}
+
+
+def test_history_keeps_each_reservation_with_its_end(ledger_path):
+    ledger = CoreLedger(ledger_path, 4)
+    assert ledger.try_acquire("r:a", 1)
+    assert ledger.lease("r:a/lease/1", lambda free: 2) == 2
+    ledger.release("r:a/lease/1")
+    assert ledger.try_acquire("other:a", 1)
+    spans = ledger.history("r:")
+    assert [(s.holder, s.cores, s.is_lease, s.step_holder) for s in spans] == [
+        ("r:a", 1, False, "r:a"),
+        ("r:a/lease/1", 2, True, "r:a"),
+    ]
+    assert spans[0].end is None and spans[1].end >= spans[1].start
+    ledger.release_all("r:")
+    assert all(s.end is not None for s in ledger.history("r:"))
+
+
+class ElasticLedgerMachine(RuleBasedStateMachine):
+    """Steps acquire, lease per task, wait, release, and die, in any order; the ledger
+    never holds more than its capacity and never lends the cores waiting steps need."""
+
+    def __init__(self):
+        super().__init__()
+        self.directory = tempfile.mkdtemp(prefix="ledger-elastic-")
+        self.held: dict[str, int] = {}
+        self.waits: dict[str, dict[str, int]] = {}
+        self.leases = 0
+
+    @initialize(capacity=st.integers(1, 8))
+    def open_ledger(self, capacity):
+        self.ledger = CoreLedger(Path(self.directory) / "ledger.sqlite", capacity)
+
+    def free(self) -> int:
+        return self.ledger.capacity - sum(self.held.values())
+
+    @rule(step=st.sampled_from(["r1:a", "r1:b", "r2:a"]), cores=st.integers(1, 4))
+    def acquire(self, step, cores):
+        expected = step in self.held or cores <= self.free()
+        assert self.ledger.try_acquire(step, cores) is expected
+        if expected:
+            self.held.setdefault(step, cores)
+            for waits in self.waits.values():
+                waits.pop(step, None)
+
+    @rule(step=st.sampled_from(["r1:a", "r2:a"]), ask=st.integers(1, 8))
+    def lease(self, step, ask):
+        waiting = sum(sum(w.values()) for w in self.waits.values())
+        leasable = max(0, self.free() - waiting)
+        self.leases += 1
+        holder = f"{step}/lease/{self.leases}"
+        granted = self.ledger.lease(holder, lambda free: min(free, ask))
+        assert granted == min(leasable, ask)
+        if granted:
+            self.held[holder] = granted
+
+    @rule(run=st.sampled_from(["r1:", "r2:", "r3:"]), cores=st.integers(0, 4))
+    def wait(self, run, cores):
+        needs = {f"{run}waiting": cores} if cores else {}
+        self.ledger.set_waiting(run, needs)
+        self.waits[run] = needs
+
+    @rule(data=st.data())
+    def release(self, data):
+        if self.held:
+            holder = data.draw(st.sampled_from(sorted(self.held)))
+            self.ledger.release(holder)
+            del self.held[holder]
+
+    @rule(data=st.data())
+    def kill(self, data):
+        """The process behind a holder dies (its start time no longer matches)."""
+        if not self.held:
+            return
+        holder = data.draw(st.sampled_from(sorted(self.held)))
+        with sqlite3.connect(self.ledger.path) as db:
+            db.execute("UPDATE holdings SET started = started - 1 WHERE holder = ?", (holder,))
+        del self.held[holder]
+
+    @rule(run=st.sampled_from(["r1:", "r2:"]))
+    def run_ends(self, run):
+        self.ledger.release_all(run)
+        self.held = {h: c for h, c in self.held.items() if not h.startswith(run)}
+        self.waits.pop(run, None)
+
+    @invariant()
+    def within_capacity_and_as_modelled(self):
+        if hasattr(self, "ledger"):
+            held = self.ledger.held()
+            assert held == sum(self.held.values()) <= self.ledger.capacity
+
+    def teardown(self):
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+TestElasticLedgerStateMachine = ElasticLedgerMachine.TestCase
+TestElasticLedgerStateMachine.settings = settings(
+    max_examples=40, stateful_step_count=25, deadline=None
+)

@@ -1,10 +1,10 @@
-"""Training every split plus the final refit in a budgeted process pool.
+"""Training every split plus the final refit in an elastic process pool.
 
 The data is built directly: 3,000 rows of 10 random features, classes planted by the size
 of feature 0, t0 in 5-minute steps (epoch microseconds) and labels ending 3 bars later.
-Three hand-made purged (train, test) splits test one third of the rows each. The pool's
-budget is fixed at 2 threads (FOREX_ASSETS_STEP_THREADS), so 4 tasks get 1 thread each
-and 2 run at once, whatever machine runs the tests.
+Three hand-made purged (train, test) splits test one third of the rows each. The step's
+budget is fixed at 2 threads (FOREX_ASSETS_STEP_THREADS), so the 4 tasks share 2 cores,
+whatever machine runs the tests.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from forex_assets.models.registry import model_spec, model_specs
 from forex_assets.models.training import (
     FINAL_REFIT,
     SplitResult,
+    SplitTask,
     TrainingSettings,
-    threads_per_task,
     train_all,
+    train_split,
 )
 
 ROWS = 3000
@@ -73,10 +74,12 @@ DATA = training_data()
 SPLITS = thirds_splits()
 
 
-def run(directory: Path, progress=lambda result: None) -> tuple[list[SplitResult], SplitResult]:
+def run(
+    directory: Path, progress=lambda result: None, tasks_run=None
+) -> tuple[list[SplitResult], SplitResult]:
     data_dir = directory / "data"
     DATA.save(data_dir)
-    return train_all(data_dir, SPLITS, SETTINGS, directory / "models", progress=progress)
+    return train_all(data_dir, SPLITS, SETTINGS, directory / "models", progress, tasks_run)
 
 
 @pytest.fixture(scope="module")
@@ -90,42 +93,17 @@ def trained(tmp_path_factory):
         patch.setenv(STEP_THREADS_ENV, "2")
         reported: list[int] = []
         first_dir = tmp_path_factory.mktemp("first")
-        first = run(first_dir, progress=lambda result: reported.append(result.index))
+        records: list = []
+        first = run(first_dir, lambda result: reported.append(result.index), records)
         second = run(tmp_path_factory.mktemp("second"))
-    return first, second, reported, first_dir
-
-
-# --- thread arithmetic ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("tasks", "budget", "expected"),
-    [(16, 2, 1), (4, 16, 4), (16, 16, 1), (3, 16, 5), (1, 16, 16), (100, 1, 1), (0, 4, 4)],
-)
-def test_threads_per_task(tasks, budget, expected):
-    assert threads_per_task(tasks, budget) == expected
-
-
-def test_threads_per_task_never_exceeds_the_budget_and_is_never_zero():
-    for budget in range(1, 33):
-        for tasks in range(0, 40):
-            threads = threads_per_task(tasks, budget)
-            assert threads >= 1
-            # All tasks together fit the budget, unless there are more tasks than threads.
-            assert threads * max(1, tasks) <= budget or threads == 1
-
-
-def test_threads_per_task_reads_the_step_budget_by_default(monkeypatch):
-    monkeypatch.setenv(STEP_THREADS_ENV, "12")
-    assert threads_per_task(4) == 3
-    assert threads_per_task(16) == 1
+    return first, second, reported, first_dir, records
 
 
 # --- train_all ------------------------------------------------------------------------
 
 
 def test_results_come_in_split_order_with_the_final_refit_apart(trained):
-    (results, final), _, reported, _ = trained
+    (results, final), _, reported, _, _ = trained
     assert [r.index for r in results] == [0, 1, 2]
     assert final.index == FINAL_REFIT
     for result, (_, test) in zip(results, SPLITS, strict=True):
@@ -136,7 +114,7 @@ def test_results_come_in_split_order_with_the_final_refit_apart(trained):
 
 
 def test_test_probabilities_are_one_distribution_per_test_row(trained):
-    (results, _), _, _, _ = trained
+    (results, _), _, _, _, _ = trained
     for result in results:
         assert set(result.proba) == set(MODELS)
         for model in MODELS:
@@ -147,14 +125,14 @@ def test_test_probabilities_are_one_distribution_per_test_row(trained):
 
 
 def test_models_learn_the_planted_rule_out_of_fold(trained):
-    (results, _), _, _, _ = trained
+    (results, _), _, _, _, _ = trained
     for result in results:
         accuracy = np.mean(result.proba["lightgbm"].argmax(axis=1) == DATA.classes[result.test])
         assert accuracy > 0.9, result.index
 
 
 def test_train_rows_are_the_inner_rows_after_holding_out_and_purging(trained):
-    (results, final), _, _, _ = trained
+    (results, final), _, _, _, _ = trained
     held_out = round(SHARE * ROWS)
     # The final refit trains on every row but the early-stopping slice and the HORIZON rows
     # whose labels reach into it.
@@ -165,7 +143,7 @@ def test_train_rows_are_the_inner_rows_after_holding_out_and_purging(trained):
 
 
 def test_each_split_reports_iterations_losses_importance_and_device(trained):
-    (results, final), _, _, _ = trained
+    (results, final), _, _, _, _ = trained
     for result in [*results, final]:
         assert set(result.best_iteration) == set(MODELS)
         assert 1 <= result.best_iteration["lightgbm"] <= 30
@@ -182,7 +160,7 @@ def test_each_split_reports_iterations_losses_importance_and_device(trained):
 
 
 def test_model_files_exist_and_load_back_to_the_same_probabilities(trained):
-    (results, final), _, _, directory = trained
+    (results, final), _, _, directory, _ = trained
     for result in results:
         for spec in model_specs():
             path = Path(result.files[spec.name])
@@ -226,7 +204,7 @@ def test_default_settings_train_every_registered_type_with_its_defaults():
 
 
 def test_two_runs_give_identical_probabilities(trained):
-    (first, first_final), (second, second_final), _, _ = trained
+    (first, first_final), (second, second_final), _, _, _ = trained
     for a, b in zip(first, second, strict=True):
         for model in MODELS:
             np.testing.assert_array_equal(a.proba[model], b.proba[model])
@@ -237,6 +215,40 @@ def test_two_runs_give_identical_probabilities(trained):
 
 
 def test_final_refit_probabilities_have_the_class_axis_even_when_empty(trained):
-    (_, final), _, _, _ = trained
+    (_, final), _, _, _, _ = trained
     for model in MODELS:
         assert final.proba[model].shape == (0, 3), model
+
+
+def test_every_task_is_recorded_with_its_width_within_the_budget(trained):
+    *_, records = trained
+    assert sorted(r.task for r in records) == ["final", "split_00", "split_01", "split_02"]
+    # No ledger outside the executor: nothing leased, every width within the 2 threads.
+    assert all(1 <= r.threads <= 2 and r.leased == 0 for r in records)
+    assert all(r.seconds > 0 and r.cpu_s > 0 for r in records)
+    # The final refit, the heaviest task, started first.
+    assert min(records, key=lambda r: r.start_s).task == "final"
+    # The tasks that ran at once never held more than the 2 threads together.
+    for record in records:
+        overlapping = [
+            other
+            for other in records
+            if other.start_s <= record.start_s < other.start_s + other.seconds
+        ]
+        assert sum(o.threads for o in overlapping) <= 2
+
+
+def test_a_task_trains_the_same_models_on_one_thread_as_on_two(tmp_path, monkeypatch):
+    """Elastic widths depend on what is free when a task starts; results must not."""
+    data_dir = tmp_path / "data"
+    DATA.save(data_dir)
+    train, test = SPLITS[0]
+    outcomes = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv(STEP_THREADS_ENV, threads)
+        task = SplitTask(0, train, test, str(data_dir), str(tmp_path / threads), SETTINGS)
+        outcomes.append(train_split(task))
+    one, two = outcomes
+    for model in MODELS:
+        np.testing.assert_array_equal(one.proba[model], two.proba[model])
+    assert one.best_iteration == two.best_iteration

@@ -8,6 +8,7 @@ import polars as pl
 from pydantic import Field
 
 from forex_assets.code_version import code_version
+from forex_assets.compute.elastic_pool import TASKS_METADATA, task_shape_summary
 from forex_assets.compute.plan import Pool
 from forex_assets.defs.assets.markdown import markdown_table
 from forex_assets.defs.keys import (
@@ -288,6 +289,8 @@ def build_trained_models(settings: FeatureSettings) -> dg.AssetsDefinition:
                 "features": len(trained.feature_names),
                 "devices": dg.MetadataValue.json(results[0].devices if results else {}),
                 "split_seconds": dg.MetadataValue.json([round(r.seconds, 2) for r in results]),
+                TASKS_METADATA: dg.MetadataValue.json([t.as_json() for t in trained.tasks]),
+                "task_threads": dg.MetadataValue.text(task_shape_summary(trained.tasks)),
                 "path_metrics": dg.MetadataValue.md(markdown_table(evaluation.per_path)),
                 "model_summary": dg.MetadataValue.md(markdown_table(evaluation.summary)),
                 "strategies_tried": len(evaluation.strategies),

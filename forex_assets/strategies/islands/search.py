@@ -1,8 +1,8 @@
 """`island_search`: the epoch loop that advances every island, migrates and stops.
 
 Each epoch advances every active island by up to `migration_interval` generations, each
-in its own task (`replay.advance_island`) in `budgeted_process_pool`, so the islands run
-in parallel inside the step's CPU budget; between epochs the main process merges the new
+in its own task (`replay.advance_island`) in an `ElasticPool` (one thread each), so the
+islands run in parallel on the cores the step holds or leases; between epochs the main process merges the new
 events in island order, picks each island's migrants from the previous island's epoch
 (a ring), checks the budgets and logs the epoch to the checkpoint. Every decision reads
 only the logs, so a search resumed from its checkpoint decides as the uninterrupted one.
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from forex_assets.compute.worker_pool import budgeted_process_pool, nested_workers
+from forex_assets.compute.elastic_pool import ElasticPool, Task
 from forex_assets.strategies.islands.checkpoint import (
     LoggedEpoch,
     open_checkpoint,
@@ -216,11 +216,10 @@ def _migrants(
 def _task_runner(islands: int) -> Iterator[Callable[[list[Callable[[], Any]]], list[Any]]]:
     """Runs a list of calls and returns their results in order.
 
-    With a budget of one thread a pool could only run the islands one after another, so
-    they run in this process instead of paying for a spawned worker.
+    A single island runs in this process instead of paying for a spawned worker.
     """
-    if nested_workers(1, islands) == 1:
+    if islands == 1:
         yield lambda calls: [call() for call in calls]
         return
-    with budgeted_process_pool(threads_per_task=1, tasks=islands) as pool:
-        yield lambda calls: [future.result() for future in [pool.submit(c) for c in calls]]
+    with ElasticPool(max_threads=1) as pool:
+        yield lambda calls: pool.map([Task(f"island {i}", c) for i, c in enumerate(calls)])
