@@ -1,6 +1,6 @@
 """CMA-ES islands: evaluations per second with one island vs as many as the step's budget runs.
 
-Ours: `island_search` with N islands, N = `nested_workers()` (every worker the budget
+Ours: `island_search` with N islands, N = `StepBudget.current().reach` (every worker the budget
 allows), each island in its own task of the budgeted pool per epoch. Anchor: the same
 search with one island, which runs in this process (a pool of one worker would only add
 its start). Every island runs the same generations, so N islands do N times the work;
@@ -19,13 +19,15 @@ timed alone in the notes.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
 import numpy as np
 
 from bench.harness import BenchConfig, BenchResult, BenchRow, Measurement, check
-from forex_assets.compute.worker_pool import budgeted_process_pool, nested_workers
+from forex_assets.compute.elastic_pool import ElasticPool, Task
+from forex_assets.compute.step_budget import StepBudget
 from forex_assets.strategies.islands.search import island_search
 from forex_assets.strategies.islands.settings import IslandSettings
 
@@ -95,14 +97,12 @@ def _pool_costs(workers: int) -> tuple[float, float]:
     """
     alone = _evaluate_candidates(CAPACITY_CANDIDATES)
     started = time.perf_counter()
-    with budgeted_process_pool(threads_per_task=1, tasks=workers) as pool:
-        for future in [pool.submit(os.getpid) for _ in range(workers)]:
-            future.result()
+    with ElasticPool(max_threads=1) as pool:
+        pool.map([Task(f"start {i}", os.getpid) for i in range(workers)])
         start = time.perf_counter() - started
         started = time.perf_counter()
-        calls = [pool.submit(_evaluate_candidates, CAPACITY_CANDIDATES) for _ in range(workers)]
-        for future in calls:
-            future.result()
+        work = functools.partial(_evaluate_candidates, CAPACITY_CANDIDATES)
+        pool.map([Task(f"evaluate {i}", work) for i in range(workers)])
         together = time.perf_counter() - started
     return start, workers * alone / together
 
@@ -125,7 +125,7 @@ def run(config: BenchConfig) -> BenchResult:
     result = BenchResult(
         name="islands", title=f"CMA-ES islands, {DIM} dimensions", unit="evaluations"
     )
-    n = nested_workers()
+    n = StepBudget.current().reach
     batch = np.random.default_rng(1).uniform(-1.0, 1.0, (POPSIZE, DIM))
     started = time.perf_counter()
     costly_ellipsoid(batch)
@@ -172,6 +172,6 @@ def run(config: BenchConfig) -> BenchResult:
     result.notes.append(
         f"{GENERATIONS} generations per island, migration every {INTERVAL}, {DIM} dimensions, "
         f"bounds [-1, 1]; objective {per_candidate * 1e3:.2f} ms per candidate; "
-        f"N = nested_workers() = {n} on this machine"
+        f"N = StepBudget.current().reach = {n} on this machine"
     )
     return result

@@ -1,7 +1,7 @@
 """CPCV training of one symbol: every split of N=6, k=2 (15 splits) plus the final refit.
 
-Ours: `train_all`, the tasks in a `budgeted_process_pool` (threads per task = budget //
-tasks, processes x threads = the machine's cores). Anchor: the same tasks and models in
+Ours: `train_all`, the tasks in an `ElasticPool` (each task's width from the cores free
+when it starts and the tasks left; processes x threads = the machine's cores). Anchor: the same tasks and models in
 a plain sequential loop with the libraries' default threading (LightGBM and torch each
 use every core), which is what a script calling them in a loop gets.
 
@@ -24,6 +24,7 @@ import numpy as np
 from bench.feature_chain import feature_matrix_from_m1
 from bench.harness import BenchConfig, BenchResult, BenchRow, Measurement, check
 from bench.process_tree import TreeMemorySampler
+from forex_assets.compute.elastic_pool import TaskRecord, task_shape_summary
 from forex_assets.compute.thread_budget import STEP_THREADS_ENV
 from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.ingest.sample import generate_sample_m1
@@ -75,7 +76,10 @@ def run(config: BenchConfig) -> BenchResult:
         try:
             with TreeMemorySampler() as memory:
                 started = time.perf_counter()
-                results, final = train_all(data_dir, splits, settings, work / "ours_out")
+                tasks_run: list[TaskRecord] = []
+                results, final = train_all(
+                    data_dir, splits, settings, work / "ours_out", tasks_run=tasks_run
+                )
                 ours_seconds = time.perf_counter() - started
         finally:
             os.environ.pop(STEP_THREADS_ENV, None)
@@ -85,9 +89,13 @@ def run(config: BenchConfig) -> BenchResult:
                 check(proba.shape == (test.size, 3), f"split {split_result.index}: wrong shape")
                 check(bool(np.allclose(proba.sum(axis=1), 1.0, atol=1e-4)), "rows must sum to 1")
         data_dir = str(data_dir)
-        again = train_split(
-            SplitTask(0, splits[0][0], splits[0][1], data_dir, str(work / "again"), settings, 1)
-        )
+        os.environ[STEP_THREADS_ENV] = "1"  # another width than ours: the same models
+        try:
+            again = train_split(
+                SplitTask(0, splits[0][0], splits[0][1], data_dir, str(work / "again"), settings)
+            )
+        finally:
+            os.environ.pop(STEP_THREADS_ENV, None)
         for model in settings.models:
             check(
                 bool(np.array_equal(again.proba[model], results[0].proba[model])),
@@ -99,7 +107,7 @@ def run(config: BenchConfig) -> BenchResult:
         )
 
         tasks = [
-            SplitTask(i, train, test, data_dir, str(work / "anchor_out"), settings, cores)
+            SplitTask(i, train, test, data_dir, str(work / "anchor_out"), settings)
             for i, (train, test) in enumerate(splits)
         ]
         everything = np.arange(data.rows, dtype=np.int64)
@@ -111,7 +119,6 @@ def run(config: BenchConfig) -> BenchResult:
                 data_dir,
                 str(work / "anchor_out"),
                 settings,
-                cores,
             )
         )
         started = time.perf_counter()
@@ -134,8 +141,7 @@ def run(config: BenchConfig) -> BenchResult:
         f"over {memory.peak_processes} processes (target 4 GiB, {met})"
     )
     result.notes.append(
-        f"ours: {n_tasks} tasks, {max(1, cores // n_tasks)} thread(s) each, "
-        f"{min(cores, n_tasks)} at a time; split seconds "
+        f"ours: {n_tasks} tasks, {task_shape_summary(tasks_run)}; split seconds "
         f"{', '.join(f'{r.seconds:.0f}' for r in results)}; final refit {final.seconds:.0f} s"
     )
     if cores >= BIG_MACHINE_CORES:

@@ -1,6 +1,6 @@
 """Spawned worker start-up: a budgeted pool's workers ready for their first task.
 
-Training splits and strategy islands run in spawned workers (`budgeted_process_pool`);
+Training splits and strategy islands run in spawned workers (`ElasticPool`);
 each worker is a fresh interpreter that imports the module of the task it unpickles.
 Ours: the workers import what the real tasks need (the training and island modules), and
 nothing else, since the package root is inert. Anchor: the same workers also import the
@@ -14,12 +14,14 @@ anchor's do.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import time
 
 from bench.harness import BenchConfig, BenchResult, BenchRow, Measurement, check
-from forex_assets.compute.worker_pool import budgeted_process_pool, nested_workers
+from forex_assets.compute.elastic_pool import ElasticPool, Task
+from forex_assets.compute.step_budget import StepBudget
 
 DESCRIPTION = "spawned worker start-up: training/island workers with an inert package root"
 DEFAULT_CONFIG = {"repeats": 3, "warmup": 1}
@@ -36,8 +38,11 @@ def import_modules(modules: tuple[str, ...]) -> bool:
 
 def _start_pool(workers: int, modules: tuple[str, ...]) -> tuple[float, list[bool]]:
     started = time.perf_counter()
-    with budgeted_process_pool(threads_per_task=1, tasks=workers) as pool:
-        loaded = list(pool.map(import_modules, [modules] * workers))
+    with ElasticPool(max_threads=1) as pool:
+        calls = [
+            Task(f"import {i}", functools.partial(import_modules, modules)) for i in range(workers)
+        ]
+        loaded = pool.map(calls)
     # Closing the pool joins every worker, so a worker still starting while another ran
     # both tasks is timed too.
     return time.perf_counter() - started, loaded
@@ -57,7 +62,7 @@ def _measure(
 
 def run(config: BenchConfig) -> BenchResult:
     result = BenchResult(name="worker_start", title="spawned worker start-up", unit="workers")
-    workers = max(1, nested_workers())
+    workers = StepBudget.current().floor
     ours, ours_loaded = _measure(workers, TASK_MODULES, config)
     anchor, anchor_loaded = _measure(workers, (CODE_LOCATION, *TASK_MODULES), config)
     check(not any(ours_loaded), f"a worker importing {TASK_MODULES} loaded Dagster")

@@ -9,8 +9,8 @@ CMA-ES stops (tolfun, tolx, flat fitness, ...) it restarts with a larger populat
 (IPOP) or alternates large and small local runs (BIPOP, Hansen 2009) while keeping its
 best.
 
-Every epoch advances each island in its own task in `budgeted_process_pool`, so the
-islands run in parallel inside the step's CPU budget. An island travels between processes
+Every epoch advances each island in its own one-thread task in an `ElasticPool`, so the
+islands run in parallel on the cores the step holds or leases. An island travels between processes
 as its log of typed events (`events`), which a worker replays into a live CMA-ES
 (`replay`, `run`); the same log, one sealed JSON file per epoch (`checkpoint`), lets a
 killed search resume and end exactly where an uninterrupted one does.
