@@ -147,6 +147,42 @@ def talkative_job():
     talkative()
 
 
+FAN_OUT_TASKS = 8
+FAN_OUT_TASK_S = 0.8
+
+
+@dg.op(pool="training")
+def fan_out() -> None:
+    """An elastic step: tasks that lease idle cores; writes how each task ran."""
+    import functools
+
+    from forex_assets.compute.elastic_pool import ElasticPool, Task
+
+    sleep = functools.partial(time.sleep, FAN_OUT_TASK_S)
+    with ElasticPool() as pool:
+        pool.map([Task(f"t{i}", sleep) for i in range(FAN_OUT_TASKS)])
+    records = [r.as_json() for r in pool.records]
+    (_probe_dir() / "fan_out.json").write_text(json.dumps(records))
+
+
+@dg.op
+def gate() -> int:
+    time.sleep(1.5)
+    return 1
+
+
+@dg.op
+def latecomer(_gate: int) -> None:
+    """Becomes ready while the elastic step holds every idle core."""
+    (_probe_dir() / "latecomer.json").write_text(json.dumps({"started": time.time()}))
+
+
+@dg.job(executor_def=budgeted_executor)
+def elastic_job():
+    fan_out()
+    latecomer(gate())
+
+
 defs = dg.Definitions(
     jobs=[
         pool_job,
@@ -156,5 +192,6 @@ defs = dg.Definitions(
         stuck_heavy_job,
         recycle_job,
         talkative_job,
+        elastic_job,
     ]
 )

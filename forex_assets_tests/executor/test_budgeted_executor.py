@@ -277,3 +277,62 @@ def test_step_output_reaches_the_terminal_and_the_captured_logs(dagster_home, in
         b"stdout line from the step" in data.stdout and b"line from a child process" in data.stdout
     )
     assert b"stderr line from the step" in data.stderr
+
+
+# ---------------------------------------------------------------- elastic steps
+
+
+def _held_peak(spans) -> int:
+    changes = sorted([(s.start, s.cores) for s in spans] + [(s.end, -s.cores) for s in spans])
+    held = peak = 0
+    for _, delta in changes:
+        held += delta
+        peak = max(peak, held)
+    return peak
+
+
+def test_an_elastic_step_grows_into_idle_cores_and_a_waiting_step_goes_first(
+    instance, dagster_home
+):
+    """2 cores: the fan-out step's floor is 1 (round(sqrt(2))), `gate` holds the other.
+    When `gate` ends, `latecomer` becomes ready while the fan-out step may lease that
+    core: it gets it at the latest when the one task already on it ends."""
+    result = _run(instance, jobs_for_tests.elastic_job, {"cores": 2})
+    assert result.success
+    probes = Path(os.environ[PROBE_DIR_ENV])
+    records = json.loads((probes / "fan_out.json").read_text())
+    started = json.loads((probes / "latecomer.json").read_text())["started"]
+    ledger = CoreLedger(default_ledger_path(), 2)
+    spans = ledger.history(f"{result.run_id}:")
+    assert spans and all(s.end is not None for s in spans)
+    assert _held_peak(spans) <= 2  # never oversubscribed, leases included
+    leases = [s for s in spans if s.is_lease]
+    assert leases, "the fan-out step never grew past its floor"
+    assert {s.step_holder for s in leases} == {f"{result.run_id}:fan_out"}
+    assert max(r["threads"] for r in records) == 1 and len(records) == 8
+    # Once `latecomer` could run, no new lease started before it did (a lease begun in
+    # the instant before it asked may delay it by that one task).
+    _, gate_end = _intervals(instance, result.run_id)["gate"]
+    late_leases = [s for s in leases if gate_end + 0.5 < s.start < started]
+    assert late_leases == []
+    assert started < max(s.end for s in leases)  # not starved until the step ended
+    use = next(
+        r.event_log_entry.dagster_event
+        for r in instance.get_records_for_run(result.run_id).records
+        if r.event_log_entry.message.startswith("Core use (elastic)")
+    )
+    metadata = use.engine_event_data.metadata
+    assert metadata["usable cores"].value == 2
+    assert "| fan_out | 1 | 2 |" in metadata["steps"].value
+    assert metadata["cores held"].value.startswith("![cores held over time](data:image/png")
+
+
+def test_the_static_plan_leases_nothing(instance):
+    result = _run(instance, jobs_for_tests.elastic_job, {"cores": 2, "elastic": False})
+    assert result.success
+    spans = CoreLedger(default_ledger_path(), 2).history(f"{result.run_id}:")
+    assert spans and not any(s.is_lease for s in spans)
+    messages = [
+        r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records
+    ]
+    assert any(m.startswith("Core use (static plan)") for m in messages)
