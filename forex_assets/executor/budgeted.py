@@ -326,8 +326,7 @@ class BudgetedExecutor(Executor):
             return
         yield DagsterEvent.step_worker_starting(
             step_context,
-            f'Running "{step.key}" with {threads} thread(s)'
-            f"{f', growing into up to {budget.capacity} idle cores' if budget.elastic else ''}"
+            f'Running "{step.key}" with {threads} thread(s){", elastic" if budget.elastic else ""}'
             f" in {'warm' if warm else 'new'} worker {worker.pid}.",
             metadata={
                 "threads": threads,
