@@ -12,6 +12,8 @@ from dagster._core.storage.dagster_run import DagsterRun
 
 from forex_assets import settings
 from forex_assets.cli import main
+from forex_assets.compute.core_ledger import CoreLedger, default_ledger_path
+from forex_assets.compute.machine import detect_machine
 from forex_assets.models.dataset import PROBABILITY_COLUMNS
 from forex_assets.models.final_model import load_final_model
 from forex_assets.storage.catalog import DuckDBCatalog
@@ -30,26 +32,59 @@ def _cli(*args: str, env: dict[str, str], cwd) -> subprocess.CompletedProcess:
     )
 
 
-def test_train_runs_the_chain_with_progress(tmp_path):
+def test_two_train_runs_at_once_share_the_cores_and_run_the_chain_with_progress(tmp_path):
+    """Two `train` commands on one machine (one home): both run the whole chain, and the
+    core ledger they share shows every step of both, never more than the cores at once."""
     env = {
         **os.environ,
         "FOREX_ASSETS_HOME": str(tmp_path / "home"),
         "FOREX_ASSETS_SAMPLE_YEARS": "0.1",
     }
     env.pop("DAGSTER_HOME", None)
-    result = _cli("train", "--symbol", "eurusd", env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    progress = [line for line in result.stdout.splitlines() if line.startswith("[")]
-    assert len(progress) == 29  # 28 asset steps + the no-look-ahead check
-    assert progress[-1].startswith("[ 29/29]") and all(" ok " in line for line in progress)
-    assert "symbol_pipeline for EURUSD succeeded" in result.stdout
+    logs = {symbol: tmp_path / f"{symbol}.log" for symbol in ("eurusd", "gbpusd")}
+    processes = {}
+    for symbol, log in logs.items():
+        with log.open("w") as out:
+            processes[symbol] = subprocess.Popen(
+                [sys.executable, "-m", "forex_assets", "train", "--symbol", symbol],
+                env=env,
+                cwd=tmp_path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+    for symbol, process in processes.items():
+        assert process.wait(timeout=900) == 0, logs[symbol].read_text()
+    outputs = {symbol: log.read_text() for symbol, log in logs.items()}
+    for symbol, output in outputs.items():
+        progress = [line for line in output.splitlines() if line.startswith("[")]
+        assert len(progress) == 29  # 28 asset steps + the no-look-ahead check
+        assert progress[-1].startswith("[ 29/29]") and all(" ok " in line for line in progress)
+        assert f"symbol_pipeline for {symbol.upper()} succeeded" in output
+    run_ids = [
+        line.split(" run ")[1].split()[0]
+        for output in outputs.values()
+        for line in output.splitlines()
+        if line.startswith("symbol_pipeline for") and " run " in line
+    ]
+    assert len(run_ids) == 2
+    machine = detect_machine().cores
+    ledger = CoreLedger(default_ledger_path(), machine)
+    spans = [span for run_id in run_ids for span in ledger.history(f"{run_id}:")]
+    for run_id in run_ids:  # every step of each run charged the ledger
+        assert len({s.step_holder for s in spans if s.holder.startswith(run_id)}) >= 28
+    changes = sorted([(s.start, s.cores) for s in spans] + [(s.end, -s.cores) for s in spans])
+    held = peak = 0
+    for _, delta in changes:
+        held += delta
+        peak = max(peak, held)
+    assert peak <= machine
     store = tmp_path / "home" / "store"
     assert (store / "bars" / "w1" / "symbol=EURUSD" / "data.parquet").exists()
-    assert (store / "feature_matrix" / "symbol=EURUSD" / "data.parquet").exists()
+    assert (store / "feature_matrix" / "symbol=GBPUSD" / "data.parquet").exists()
     assert (tmp_path / "home" / "dagster_home").is_dir()  # runs recorded without DAGSTER_HOME
 
     listed = _cli("symbols", "list", env=env, cwd=tmp_path)
-    assert listed.stdout.split() == ["EURUSD"]
+    assert listed.stdout.split() == ["EURUSD", "GBPUSD"]
     queried = _cli("query", "select 1000 + count(*) as marker from bars_mn1", env=env, cwd=tmp_path)
     assert queried.returncode == 0, queried.stderr
     assert "1002" in queried.stdout  # 0.1 years from 2023-01-01: January and February

@@ -85,7 +85,12 @@ def apply_budget(
 
     Libraries not loaded yet pick the budget up from the environment when they load.
     """
-    os.environ.update(budget_environment(threads, blas_cap, exact))
+    environment = budget_environment(threads, blas_cap, exact)
+    if "numba" in sys.modules:
+        # NUMBA_NUM_THREADS is numba's ceiling, read at import; numba reads it again at
+        # every compile and fails once its threads run if it changed, so leave it be.
+        environment.pop("NUMBA_NUM_THREADS")
+    os.environ.update(environment)
     blas = max(1, min(threads, blas_cap or threads))
     from threadpoolctl import threadpool_limits
 

@@ -82,6 +82,12 @@ def plan_summary(plan: ResourcePlan) -> str:
     return f"{plan.cores} cores, pools {pools}, threads per step {threads}"
 
 
+# The key of the core-use event's per-step figures (JSON: step -> threads, peak_cores,
+# seconds, cpu_s), for benchmarks and the scheduling simulator's recorder.
+STEP_USE_METADATA = "step use"
+CORE_USE_PREFIX = "Core use"
+
+
 def core_use_event(
     plan_context: PlanOrchestrationContext,
     ledger: CoreLedger,
@@ -100,12 +106,19 @@ def core_use_event(
         "| step | threads | peak cores | seconds | CPU s | effective cores |",
         "|---|---:|---:|---:|---:|---:|",
     ]
+    per_step = {}
     for use in sorted(steps.values(), key=lambda u: -u.cpu_s):
         peak = peak_cores(spans, f"{prefix}{use.step}")
         rows.append(
             f"| {use.step} | {use.threads} | {peak} | {use.seconds:.1f} | {use.cpu_s:.1f} | "
             f"{use.effective_cores:.2f} |"
         )
+        per_step[use.step] = {
+            "threads": use.threads,
+            "peak_cores": peak,
+            "seconds": round(use.seconds, 3),
+            "cpu_s": round(use.cpu_s, 3),
+        }
     effective = cpu / wall
     mode = "elastic" if settings.elastic else "static plan"
     png = core_use_png(
@@ -113,7 +126,7 @@ def core_use_event(
     )
     return DagsterEvent.engine_event(
         plan_context,
-        f"Core use ({mode}): {effective:.2f} effective cores of {ledger.capacity} usable "
+        f"{CORE_USE_PREFIX} ({mode}): {effective:.2f} effective cores of {ledger.capacity} usable "
         f"({effective / ledger.capacity:.0%}) over {wall:.0f} s",
         EngineEventData(
             metadata={
@@ -126,6 +139,7 @@ def core_use_event(
                 "CPU seconds": dg.MetadataValue.float(round(cpu, 1)),
                 "cores held": dg.MetadataValue.md(markdown_image(png, "cores held over time")),
                 "steps": dg.MetadataValue.md("\n".join(rows)),
+                STEP_USE_METADATA: dg.MetadataValue.json(per_step),
             }
         ),
     )

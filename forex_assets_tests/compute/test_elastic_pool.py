@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import pytest
 
 from forex_assets.compute.core_ledger import CoreLedger
@@ -178,3 +179,29 @@ def test_a_killed_steps_leases_and_workers_are_reaped(ledger, tmp_path):
     while any(process_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(process_alive(p) for p in workers)
+
+
+def _numba_kernel_after_budget(threads: int) -> int:
+    """A task compiling a numba function after its budget narrowed numba's pool."""
+    import numpy as np
+
+    @numba.njit(parallel=True)
+    def total(values):
+        out = 0.0
+        for i in numba.prange(values.size):
+            out += values[i]
+        return out
+
+    total(np.ones(10))
+    return numba.get_num_threads()
+
+
+def test_tasks_compile_numba_kernels_under_a_narrower_width_than_the_ceiling(ledger):
+    import functools
+
+    assert ledger.try_acquire("run:step", 1)
+    with ElasticPool(budget(ledger, floor=1), max_threads=1) as pool:
+        widths = pool.map(
+            [Task(f"n{i}", functools.partial(_numba_kernel_after_budget, 1)) for i in range(2)]
+        )
+    assert widths == [1, 1]
