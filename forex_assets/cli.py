@@ -25,6 +25,7 @@ import polars as pl
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from forex_assets import settings
+from forex_assets.compute.schedule_simulator import MAX_CONCURRENT_RUNS
 from forex_assets.defs.keys import FEATURE_MATRIX
 from forex_assets.market.instruments import UnknownSymbolError, instrument_for
 from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols
@@ -342,6 +343,57 @@ def predict(symbol: str, run_id: str | None, last: int, out: str | None) -> int:
     return 0
 
 
+def _counts(option: str, text: str) -> list[int]:
+    """`16,64,252` as whole numbers of at least 1, else a message naming the option."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() and int(part) >= 1 for part in parts):
+        raise ValueError(f"{option} {text!r}: give whole numbers of at least 1, e.g. 16,64,252")
+    return [int(part) for part in parts]
+
+
+def simulate_run(args: argparse.Namespace) -> int:
+    """Record a run (or load one recorded before) and replay it at other core counts and
+    backfill sizes, static plan next to the elastic policy."""
+    from forex_assets.compute.recorded_run import RecordedRun
+    from forex_assets.compute.simulation_report import compare, markdown_table, replay_error
+
+    try:
+        cores = _counts("--cores", args.cores)
+        symbol_counts = _counts("--symbols", args.symbols)
+        (max_runs,) = _counts("--max-concurrent-runs", str(args.max_concurrent_runs))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.run is not None:
+        from forex_assets.instance.run_record import RunRecordError, record_run
+
+        try:
+            recorded = record_run(_instance(), args.run, cores=args.measured_cores)
+        except RunRecordError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    else:
+        try:
+            recorded = RecordedRun.load(Path(args.from_file))
+        except (OSError, ValueError, KeyError) as error:
+            print(f"error: cannot replay {args.from_file}: {error!r}", file=sys.stderr)
+            return 2
+    if args.record:
+        recorded.save(Path(args.record))
+        print(f"recorded run written to {args.record}")
+    simulated, error = replay_error(recorded)
+    print(
+        f"{recorded.job}: {len(recorded.steps)} steps, {recorded.cpu_s:.0f} CPU s; {recorded.source}"
+    )
+    print(
+        f"replay on the recorded {recorded.measured_cores} cores (static plan): "
+        f"{simulated:.1f} s simulated, {recorded.measured_makespan_s:.1f} s measured "
+        f"({error:+.1%})"
+    )
+    print(markdown_table(compare(recorded, cores, symbol_counts, max_runs)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m forex_assets", description=__doc__.split("\n")[0]
@@ -368,6 +420,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     predict_cmd.add_argument("--run-id", help="the training run (default: the latest)")
     predict_cmd.add_argument("--last", type=int, default=10, help="rows to print (default 10)")
     predict_cmd.add_argument("--out", help="write every row's probabilities to this Parquet")
+    simulate_cmd = commands.add_parser(
+        "simulate",
+        help="replay a recorded run on other machines and backfills: static plan vs elastic",
+    )
+    replayed = simulate_cmd.add_mutually_exclusive_group(required=True)
+    replayed.add_argument("--run", help="record this finished run of the instance and replay it")
+    replayed.add_argument(
+        "--from", dest="from_file", metavar="FILE", help="replay a run saved with --record"
+    )
+    simulate_cmd.add_argument("--record", metavar="FILE", help="save the recorded run as JSON")
+    simulate_cmd.add_argument(
+        "--cores", default="16,64,252,1024", help="machines to simulate (default 16,64,252,1024)"
+    )
+    simulate_cmd.add_argument(
+        "--symbols", default="1,28", help="backfill sizes, one run per symbol (default 1,28)"
+    )
+    simulate_cmd.add_argument(
+        "--max-concurrent-runs",
+        type=int,
+        default=MAX_CONCURRENT_RUNS,
+        help=f"runs at once, as dagster.yaml's max_concurrent_runs (default {MAX_CONCURRENT_RUNS})",
+    )
+    simulate_cmd.add_argument(
+        "--measured-cores",
+        type=int,
+        help="the cores the run had, for a run the budgeted executor did not run",
+    )
     args = parser.parse_args(argv)
     try:
         return _run_command(args)
@@ -389,6 +468,8 @@ def _run_command(args: argparse.Namespace) -> int:
         return catalog_rebuild()
     if args.command == "models":
         return model_orphans(args.delete)
+    if args.command == "simulate":
+        return simulate_run(args)
     if args.command == "predict":
         return predict(args.symbol, args.run_id, args.last, args.out)
     return query(args.sql)

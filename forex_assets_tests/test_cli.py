@@ -218,3 +218,33 @@ def test_predict_without_a_trained_model_or_with_an_unknown_run_says_what_to_do(
         main(["predict", "--symbol", "EURUSD", "--run-id", "latest"]), capsys.readouterr().err
     )
     assert "run id 'latest' is not a Dagster run id" in line
+
+
+@dg.asset
+def _simulated_step() -> int:
+    return 1
+
+
+def test_simulate_records_a_run_replays_it_and_prints_both_policies(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        run_id = dg.materialize([_simulated_step], instance=instance).run_id
+    saved = tmp_path / "run.json"
+    grid = ["--cores", "2,4", "--symbols", "1,3"]
+    assert (
+        main(["simulate", "--run", run_id, "--measured-cores", "2", "--record", str(saved), *grid])
+        == 0
+    )
+    recorded = capsys.readouterr().out
+    assert f"recorded from run {run_id}" in recorded
+    rows = [line for line in recorded.splitlines() if line.startswith("|")][2:]
+    assert [tuple(cell.strip() for cell in row.split("|")[1:3]) for row in rows] == [
+        ("2", "1"), ("4", "1"), ("2", "3"), ("4", "3"),
+    ]  # fmt: skip
+    assert main(["simulate", "--from", str(saved), *grid]) == 0
+    replayed = capsys.readouterr().out
+    assert replayed.splitlines()[1:] == recorded.splitlines()[2:]  # same replay, no recording
+    assert main(["simulate", "--from", str(saved), "--cores", "16,0"]) == 2
+    assert "--cores '16,0': give whole numbers of at least 1" in capsys.readouterr().err
