@@ -49,6 +49,12 @@ class Pool(StrEnum):
 
 
 POOLS = tuple(Pool)
+# Heavy stages: a run holds a `symbols` slot from its first step in these pools to its last.
+HEAVY_POOLS = frozenset({Pool.FEATURES, Pool.TRAINING})
+# A step that has waited this long for cores reserves them: no step behind it starts until
+# it does. Long enough for small steps to fill short gaps, short next to the minutes a
+# wide (training) step runs, so a wide step never starves behind a stream of narrow ones.
+STARVATION_S = 5.0
 # The eleven chart timeframes: one bar step and one feature step each per symbol.
 TIMEFRAMES_PER_SYMBOL = 11
 # Memory a step may use at its peak, for 2 years of M1 source data (750k rows):

@@ -17,12 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FORMAT_VERSION = 1
-# The materialization metadata key under which a step that fans out lists its tasks: a
-# JSON list of {"task": name, "threads": int, "start_s": offset from the step's start,
-# "seconds": wall, "cpu_s": the task process's CPU seconds}. The recorder turns each into
-# a RecordedTask of that cpu_s, which the replay treats as single-threaded seconds (exact
-# for a CPU-bound task on one thread, and for wider ones whose idle threads sleep).
-TASKS_METADATA_KEY = "tasks"
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from forex_assets.compute.machine import MachineResources
-from forex_assets.compute.plan import GiB, PlanSettings, Pool, ResourcePlan, plan_resources
+from forex_assets.compute.plan import (
+    HEAVY_POOLS,
+    STARVATION_S,
+    GiB,
+    PlanSettings,
+    Pool,
+    ResourcePlan,
+    plan_resources,
+)
 from forex_assets.compute.recorded_run import RecordedRun, RecordedStep
 from forex_assets.compute.task_shapes import longest_first, static_threads, task_threads
 
@@ -54,10 +62,6 @@ from forex_assets.compute.task_shapes import longest_first, static_threads, task
 # at most 5x on any number), which is the flattening that made the plan prefer
 # processes to threads.
 PARALLEL_FRACTION = 0.8
-# Mirrors executor.scheduling (which imports Dagster, so it cannot be imported here);
-# forex_assets_tests/compute/test_schedule_simulator.py checks they agree.
-STARVATION_S = 5.0
-HEAVY_POOLS = frozenset({Pool.FEATURES, Pool.TRAINING})
 # Memory of a simulated machine when none is given: a typical server's 8 GiB per core.
 MEMORY_PER_CORE = 8 * GiB
 MAX_CONCURRENT_RUNS = 4  # dagster.yaml: concurrency.runs.max_concurrent_runs

@@ -35,6 +35,7 @@ from forex_assets.compute.core_use import StepUse, core_use_png, held_core_secon
 from forex_assets.compute.machine import detect_machine
 from forex_assets.compute.overrides import settings_from_env
 from forex_assets.compute.plan import (
+    HEAVY_POOLS,
     MEMORY_HEADROOM,
     PlanSettings,
     Pool,
@@ -43,7 +44,6 @@ from forex_assets.compute.plan import (
 )
 from forex_assets.compute.step_budget import StepBudget
 from forex_assets.executor.scheduling import (
-    HEAVY_POOLS,
     BudgetedActiveExecution,
     FastConcurrencyContext,
     SymbolStage,

@@ -29,17 +29,12 @@ from dagster._core.storage.tags import GLOBAL_CONCURRENCY_TAG, PRIORITY_TAG
 
 from forex_assets.compute.core_ledger import CoreLedger
 from forex_assets.compute.core_use import StepUse
-from forex_assets.compute.plan import Pool, ResourcePlan
+from forex_assets.compute.plan import HEAVY_POOLS, STARVATION_S, Pool, ResourcePlan
 from forex_assets.executor.waits import CORES, Block
 
 THREADS_TAG = "forex_assets/threads"
-HEAVY_POOLS = frozenset({Pool.FEATURES, Pool.TRAINING})
 SYMBOL_STAGE_KEY = "__symbol_heavy_stage__"
 CROSS_RUN_POLL_S = 0.1
-# A step that has waited this long for cores reserves them: no step behind it starts until
-# it does. Long enough for small steps to fill short gaps, short next to the minutes a
-# wide (training) step runs, so a wide step never starves behind a stream of narrow ones.
-STARVATION_S = 5.0
 POOL_LIMITS_KV_KEY = "forex_assets/pool_limits_set_by_executor"
 # Advisory lock id serializing pool claims on Postgres storage (any fixed 64-bit number).
 CLAIM_LOCK = 0x666F726578

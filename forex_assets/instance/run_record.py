@@ -9,7 +9,7 @@ wrote it:
   another executor ran has none, and is recorded as one thread per step);
 - a step's wall: from STEP_WORKER_STARTING (else STEP_START) to STEP_SUCCESS, because the
   executor holds the step's cores in the ledger from the launch, worker start included;
-- a step's tasks: the `tasks` metadata of its materialization (`TASKS_METADATA_KEY`, the
+- a step's tasks: the `tasks` metadata of its materialization (`TASKS_METADATA`, the
   format `forex_assets.compute.recorded_run` documents). The step's own work is its wall
   less the wall its tasks spanned (first task start to last task end). A plain step's
   own work is its whole wall, replayed single-threaded: its recorded threads are not
@@ -29,8 +29,8 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.tags import GLOBAL_CONCURRENCY_TAG
 
+from forex_assets.compute.elastic_pool import TASKS_METADATA
 from forex_assets.compute.recorded_run import (
-    TASKS_METADATA_KEY,
     RecordedRun,
     RecordedStep,
     RecordedTask,
@@ -169,7 +169,7 @@ def _step_event(times: _StepTimes, kind: DagsterEventType, event, timestamp: flo
     elif kind == DagsterEventType.STEP_SUCCESS:
         times.succeeded = timestamp
     elif kind == DagsterEventType.ASSET_MATERIALIZATION:
-        tasks = event.step_materialization_data.materialization.metadata.get(TASKS_METADATA_KEY)
+        tasks = event.step_materialization_data.materialization.metadata.get(TASKS_METADATA)
         if tasks is not None:
             value = tasks.value
             times.tasks.extend(json.loads(value) if isinstance(value, str) else value)

@@ -7,8 +7,6 @@ from hypothesis import strategies as st
 from forex_assets.compute.plan import PlanSettings, Pool
 from forex_assets.compute.recorded_run import RecordedRun, RecordedStep, RecordedTask
 from forex_assets.compute.schedule_simulator import (
-    HEAVY_POOLS,
-    STARVATION_S,
     heavy_stage_width,
     makespan_bound_s,
     simulate,
@@ -29,13 +27,6 @@ def _fan_out(key: str, tasks: int, cpu_s: float, deps: tuple[str, ...] = ()) -> 
         0.0,
         tuple(RecordedTask(f"{key}_{i}", cpu_s, 1.0) for i in range(tasks)),
     )
-
-
-def test_mirrored_constants_match_the_executor():
-    from forex_assets.executor import scheduling
-
-    assert STARVATION_S == scheduling.STARVATION_S
-    assert HEAVY_POOLS == scheduling.HEAVY_POOLS
 
 
 def test_task_seconds_follow_amdahl():

@@ -6,9 +6,10 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEvent, EngineEventData
 
+from forex_assets.compute.elastic_pool import TASKS_METADATA
 from forex_assets.compute.machine import MachineResources
 from forex_assets.compute.plan import Pool, plan_resources
-from forex_assets.compute.recorded_run import TASKS_METADATA_KEY, RecordedRun
+from forex_assets.compute.recorded_run import RecordedRun
 from forex_assets.executor.budgeted import plan_summary
 from forex_assets.instance.run_record import RunRecordError, record_run
 
@@ -28,7 +29,7 @@ def prepare() -> int:
 @dg.asset(pool=Pool.TRAINING.value)
 def fan(prepare: int) -> dg.Output:
     time.sleep(OWN_WORK_S)
-    return dg.Output(prepare, metadata={TASKS_METADATA_KEY: dg.MetadataValue.json(TASKS)})
+    return dg.Output(prepare, metadata={TASKS_METADATA: dg.MetadataValue.json(TASKS)})
 
 
 @dg.asset(deps=[prepare])
