@@ -51,9 +51,9 @@ from bench import executor_jobs as jobs
 from bench.harness import BenchConfig, BenchResult, BenchRow, Measurement, check
 from bench.process_tree import children_by_scan, stat_fields
 from forex_assets.compute.core_ledger import LEDGER_ENV
+from forex_assets.compute.overrides import resolve_plan
 from forex_assets.compute.plan import PlanSettings
 from forex_assets.compute.thread_budget import lightgbm_threads
-from forex_assets.executor.budgeted import resolve_plan
 
 DESCRIPTION = (
     "budgeted_executor vs Dagster's multiprocess executor: per-step overhead (50 no-op steps) "

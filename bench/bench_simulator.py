@@ -10,22 +10,26 @@ Before any figure is reported: the static replay on the recorded 2 cores must la
 within `REPLAY_TOLERANCE` of the run's measured makespan, no simulated schedule may
 hold more cores than the machine has or beat `makespan_bound_s`, else `BenchCheckError`.
 
-The `symbols` limit rows replay the backfill with the limit this module proposes
-(`proposed_symbols_limit`, from the recorded run's `heavy_stage_width`) and one more
-concurrent run than that limit, under the plan's training threads and under
+The `symbols` limit rows replay the backfill with one more concurrent run than the plan's
+`symbols` limit (derived from `HEAVY_STAGE_WIDTH`, which this bench re-measures on the
+recorded run with `heavy_stage_width`), under the plan's training threads and under
 `SMALL_TRAINING_FLOOR` (the elastic policy widens training steps itself, so their floor
 need not be the static plan's sqrt(cores)), next to the same static anchor.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from bench.harness import BenchConfig, BenchResult, BenchRow, Measurement, check
-from forex_assets.compute.plan import PlanSettings
+from forex_assets.compute.plan import HEAVY_STAGE_WIDTH, PlanSettings, Pool
 from forex_assets.compute.recorded_run import RecordedRun
-from forex_assets.compute.schedule_simulator import heavy_stage_width, simulate
+from forex_assets.compute.schedule_simulator import (
+    MAX_CONCURRENT_RUNS,
+    heavy_stage_width,
+    simulate,
+    simulated_plan,
+)
 from forex_assets.compute.simulation_report import Comparison, compare, replay_error
 
 DESCRIPTION = (
@@ -42,12 +46,6 @@ REPLAY_TOLERANCE = 0.15
 UTILIZATION_TARGET = 0.85
 TARGET_CORES = (16, 64, 252)
 BACKFILL = 28
-
-
-def proposed_symbols_limit(cores: int, width: float) -> int:
-    """Enough symbols in their heavy stage to fill the cores, each keeping `width` busy on
-    average (`heavy_stage_width`), plus one: ceil(cores / width) + 1."""
-    return math.ceil(cores / width) + 1
 
 
 def _check(run: RecordedRun, comparisons: list[Comparison]) -> list[str]:
@@ -102,7 +100,7 @@ def run(config: BenchConfig) -> BenchResult:
         result.rows.append(_row(f"{c.symbols} symbol(s), {c.cores} cores", c, len(recorded.steps)))
     width = heavy_stage_width(recorded)
     for cores in TARGET_CORES:
-        limit = min(BACKFILL, proposed_symbols_limit(cores, width))
+        limit = min(BACKFILL, simulated_plan(cores).pool_limits[Pool.SYMBOLS])
         runs = min(BACKFILL, limit + 1)
         today = next(c for c in comparisons if (c.cores, c.symbols) == (cores, BACKFILL))
         for floor in (None, SMALL_TRAINING_FLOOR):
@@ -111,7 +109,7 @@ def run(config: BenchConfig) -> BenchResult:
                 cores,
                 symbols=BACKFILL,
                 max_concurrent_runs=runs,
-                settings=PlanSettings(symbols=limit, training_threads=floor),
+                settings=PlanSettings(training_threads=floor),
             )
             proposed = Comparison(
                 cores, BACKFILL, today.static, elastic, today.bound_s, today.cpu_s
@@ -140,11 +138,11 @@ def run(config: BenchConfig) -> BenchResult:
             f"{cores} cores {'met' if u >= UTILIZATION_TARGET else 'NOT met'} ({u:.0%})"
             for cores, u in met.items()
         )
-        + " under today's plan limits",
-        f"proposed symbols limit: ceil(cores / {width:.1f}) + 1, {width:.1f} = the cores a "
-        "symbol's heavy stage keeps busy on average (heavy_stage_width: its CPU seconds over "
-        "its span, tasks one thread each); the rows with it run one more concurrent run than "
-        "slots and otherwise today's plan (or a training floor of "
+        + f" with dagster.yaml's {MAX_CONCURRENT_RUNS} concurrent runs",
+        f"the plan's symbols limit: ceil(cores / {HEAVY_STAGE_WIDTH}) + 1 (HEAVY_STAGE_WIDTH; "
+        f"this recorded run measures {width:.1f}: the cores a symbol's heavy stage keeps busy "
+        "on average, its CPU seconds over its span, tasks one thread each); the rows naming "
+        "their runs run one more concurrent run than slots (or a training floor of "
         f"{SMALL_TRAINING_FLOOR} threads where they say so)",
         f"recorded run: {recorded.source}",
     ]

@@ -209,8 +209,8 @@ def symbols(action: str, names: Sequence[str]) -> int:
 
 def plan() -> int:
     """Print the resource plan this machine gets, and why."""
+    from forex_assets.compute.overrides import resolve_plan
     from forex_assets.compute.plan import PlanSettings
-    from forex_assets.executor.budgeted import resolve_plan
 
     resource_plan, messages = resolve_plan(PlanSettings())
     width = max(len(row[0]) for row in resource_plan.as_rows())

@@ -13,6 +13,8 @@ from pathlib import Path
 import dagster as dg
 
 from forex_assets import settings
+from forex_assets.compute.overrides import resolve_plan
+from forex_assets.compute.plan import PlanSettings
 from forex_assets.defs.jobs import REFRESH_FEATURES
 from forex_assets.partitions import register_symbols
 
@@ -55,7 +57,9 @@ def test_a_cli_backfill_is_queued_and_bounded_by_the_symbols_limit(tmp_path):
     with dg.DagsterInstance.from_config(str(home)) as instance:
         coordinator = instance.run_coordinator
         assert type(coordinator).__name__ == "QueuedRunCoordinator"
-        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4
+        # 2 cores: `symbols` is 1, so the queue starts 2 runs at once (symbols + 1)
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == resolve_plan(PlanSettings())[0].queued_runs == 2
         register_symbols(instance, SYMBOLS)
 
     backfill = subprocess.run(

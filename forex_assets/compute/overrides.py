@@ -15,7 +15,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
-from forex_assets.compute.plan import PlanSettings, Pool, ResourcePlan
+from forex_assets.compute.machine import detect_machine
+from forex_assets.compute.plan import PlanSettings, Pool, ResourcePlan, plan_resources
 
 # variable -> plan setting it overrides
 ENV_SETTINGS: dict[str, str] = {
@@ -123,3 +124,12 @@ def settings_from_run_config(
         if issue is not None:
             issues.append(issue)
     return replace(config, **values), issues
+
+
+def resolve_plan(settings: PlanSettings) -> tuple[ResourcePlan, list[str]]:
+    """The plan for this machine: run config first, then environment overrides, then
+    derived; with a message for each override that could not be used as given."""
+    machine = detect_machine()
+    env_settings, issues = settings_from_env(cores=machine.cores)
+    plan = plan_resources(machine, settings.merged_over(env_settings))
+    return plan, [issue.message(plan) for issue in issues]

@@ -19,10 +19,14 @@ Derivations (every default below comes from one of these):
 - **Pool limits.** A pool admits as many steps as their threads fit in the cores:
   ``cores // threads_per_step``, and no more than their memory estimate fits in
   ``MEMORY_HEADROOM`` of usable memory.
-- **Symbols.** A symbol's narrowest heavy stage is its per-timeframe feature stage (one
-  step per timeframe); the `symbols` limit is how many of those it takes to fill the
-  machine, ``cores // (timeframes x feature threads)``, at least 1 (so 1 on small
-  machines, as the seed defaulted to), and bounded by memory per symbol.
+- **Symbols.** What dominates a symbol's heavy stage (first feature step to the end of
+  training) is training, whose tasks grow into whatever cores are idle; on average over
+  that stage one symbol keeps `HEAVY_STAGE_WIDTH` cores busy (the scheduling simulator's
+  `heavy_stage_width` of the recorded 2-core run: its CPU seconds over its span, tasks one
+  thread each). A machine wider than that needs ``ceil(cores / width)`` symbols in their
+  heavy stage to stay busy, plus one to fill in while a symbol is in its narrow feature,
+  matrix and fold steps; a machine no wider than one symbol needs one. Bounded by memory
+  per symbol. Replayed 28-symbol backfills: `python -m bench.run simulator`.
 
 Running steps never exceed the cores regardless of pool limits: the executor charges
 every step's threads against a machine-wide core ledger (see `core_ledger`).
@@ -55,8 +59,6 @@ HEAVY_POOLS = frozenset({Pool.FEATURES, Pool.TRAINING})
 # it does. Long enough for small steps to fill short gaps, short next to the minutes a
 # wide (training) step runs, so a wide step never starves behind a stream of narrow ones.
 STARVATION_S = 5.0
-# The eleven chart timeframes: one bar step and one feature step each per symbol.
-TIMEFRAMES_PER_SYMBOL = 11
 # Memory a step may use at its peak, for 2 years of M1 source data (750k rows):
 # resampling holds the M1 frame and its groups (~0.25 GiB) -> 0.5 GiB with headroom;
 # a feature step on the M1 timeframe holds ~150 float64 columns of 750k rows (~0.9 GiB)
@@ -68,6 +70,9 @@ STEP_MEMORY_BYTES = {
     Pool.TRAINING: 2 * GiB,
     Pool.SYMBOLS: 4 * GiB,
 }
+# Cores one symbol keeps busy on average through its heavy stage (see "Symbols" above):
+# heavy_stage_width of bench/data/symbol_pipeline_2cores.json, which bench simulator prints.
+HEAVY_STAGE_WIDTH = 6.6
 # Share of usable memory the plan hands to steps; the rest is for the OS, page cache,
 # the orchestrating process and the Dagster webserver/daemon.
 MEMORY_HEADROOM = 0.8
@@ -117,6 +122,12 @@ class ResourcePlan:
         share = requested if requested is not None else self.step_threads.get(pool or "", 1)
         return max(1, min(share, self.cores))
 
+    @property
+    def queued_runs(self) -> int:
+        """Runs the queue starts at once: one more than `symbols`, so that while every
+        slot is in its heavy stage a next run is already loading its bars."""
+        return self.pool_limits[Pool.SYMBOLS] + 1
+
     def as_rows(self) -> list[tuple[str, str, str]]:
         """(figure, value, why) rows, for the run's event log and the CLI."""
         rows = [
@@ -134,6 +145,14 @@ class ResourcePlan:
             )
             for p, n in self.step_threads.items()
         ]
+        rows.append(
+            (
+                "queued runs at once",
+                str(self.queued_runs),
+                "symbols + 1, so a backfill has a run starting while every slot is busy "
+                "(dagster.yaml's concurrency.runs.max_concurrent_runs, where set, wins)",
+            )
+        )
         rows.append(
             (
                 "BLAS/OpenMP threads cap",
@@ -183,7 +202,10 @@ def plan_resources(
         return max(1, int(budget_memory // STEP_MEMORY_BYTES[pool]))
 
     training_threads = chosen(
-        "training_threads", default_training_threads(cores), f"round(sqrt({cores} cores))", cores
+        "training_threads",
+        default_training_threads(cores),
+        f"round(sqrt({cores} cores)), the floor: elastic training leases idle cores per task",
+        cores,
     )
     feature_threads = chosen("feature_threads", 1, "single-threaded indicator kernels", cores)
     step_threads = {
@@ -213,12 +235,17 @@ def plan_resources(
             cores,
         ),
     }
-    narrowest_stage = TIMEFRAMES_PER_SYMBOL * feature_threads
+    to_fill = 1 if cores <= HEAVY_STAGE_WIDTH else math.ceil(cores / HEAVY_STAGE_WIDTH) + 1
+    width_reason = (
+        f"1: {cores} cores are no wider than one symbol's heavy stage ({HEAVY_STAGE_WIDTH} cores)"
+        if to_fill == 1
+        else f"ceil({cores} cores / {HEAVY_STAGE_WIDTH} cores one symbol's heavy stage keeps "
+        "busy) + 1 in its narrow steps"
+    )
     limits[Pool.SYMBOLS] = chosen(
         Pool.SYMBOLS,
-        min(cores // narrowest_stage, memory_bound(Pool.SYMBOLS)),
-        f"min({cores} cores / {narrowest_stage} (one feature step per timeframe), "
-        f"memory for {memory_bound(Pool.SYMBOLS)} symbols)",
+        min(to_fill, memory_bound(Pool.SYMBOLS)),
+        f"min({width_reason}, memory for {memory_bound(Pool.SYMBOLS)} symbols)",
         cores,
     )
     blas = chosen("blas_threads", cores, "no cap beyond each step's own budget", cores)

@@ -32,15 +32,13 @@ from dagster._utils.error import SerializableErrorInfo, serializable_error_info_
 
 from forex_assets.compute.core_ledger import CoreLedger, default_ledger_path
 from forex_assets.compute.core_use import StepUse, core_use_png, held_core_seconds, peak_cores
-from forex_assets.compute.machine import detect_machine
-from forex_assets.compute.overrides import settings_from_env
+from forex_assets.compute.overrides import resolve_plan
 from forex_assets.compute.plan import (
     HEAVY_POOLS,
     MEMORY_HEADROOM,
     PlanSettings,
     Pool,
     ResourcePlan,
-    plan_resources,
 )
 from forex_assets.compute.step_budget import StepBudget
 from forex_assets.executor.scheduling import (
@@ -143,14 +141,6 @@ def core_use_event(
             }
         ),
     )
-
-
-def resolve_plan(settings: PlanSettings) -> tuple[ResourcePlan, list[str]]:
-    """The plan for this machine: run config first, then environment overrides, then derived."""
-    machine = detect_machine()
-    env_settings, issues = settings_from_env(cores=machine.cores)
-    plan = plan_resources(machine, settings.merged_over(env_settings))
-    return plan, [issue.message(plan) for issue in issues]
 
 
 class BudgetedExecutor(Executor):

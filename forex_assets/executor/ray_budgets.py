@@ -45,6 +45,7 @@ from dagster_ray.configs import USER_DEFINED_RAY_KEY, RayExecutionConfig
 from dagster_ray.core.executor import RayExecutorConfig, RayStepHandler
 from dagster_ray.core.run_launcher import RayRunLauncher
 
+from forex_assets.compute.overrides import resolve_plan
 from forex_assets.compute.plan import PlanSettings, ResourcePlan
 from forex_assets.compute.thread_budget import (
     BLAS_THREAD_VARIABLES,
@@ -56,7 +57,6 @@ from forex_assets.executor.budgeted import (
     BUDGET_CONFIG,
     PLAN_CONFIG_DESCRIPTIONS,
     plan_summary,
-    resolve_plan,
 )
 from forex_assets.executor.scheduling import requested_threads, sync_instance_pool_limits
 

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from forex_assets.compute.machine import MachineResources
 from forex_assets.compute.plan import (
+    HEAVY_STAGE_WIDTH,
     MEMORY_HEADROOM,
     POOLS,
     STEP_MEMORY_BYTES,
-    TIMEFRAMES_PER_SYMBOL,
     PlanSettings,
     ResourcePlan,
     default_training_threads,
@@ -88,9 +88,8 @@ def test_invariants_for_every_machine(cores, memory):
     assert plan.pool_limits["training"] == min(
         cores // plan.step_threads["training"], memory_bound(memory, "training")
     )
-    assert plan.pool_limits["symbols"] == max(
-        1, min(cores // TIMEFRAMES_PER_SYMBOL, memory_bound(memory, "symbols"))
-    )
+    to_fill = 1 if cores <= HEAVY_STAGE_WIDTH else math.ceil(cores / HEAVY_STAGE_WIDTH) + 1
+    assert plan.pool_limits["symbols"] == min(to_fill, memory_bound(memory, "symbols"))
 
 
 @pytest.mark.parametrize(
@@ -113,14 +112,18 @@ def test_sixteen_cores_is_four_by_four():
     assert plan.pool_limits["tf_loads"] == 16
 
 
-@pytest.mark.parametrize("cores", range(1, 17))
-def test_symbols_is_one_up_to_sixteen_cores(cores):
-    assert plan_resources(machine(cores, 4 * TiB)).pool_limits["symbols"] == 1
+@pytest.mark.parametrize("cores", range(1, 7))
+def test_one_symbol_fills_a_machine_no_wider_than_its_heavy_stage(cores):
+    plan = plan_resources(machine(cores, 4 * TiB))
+    assert plan.pool_limits["symbols"] == 1
+    assert "no wider than one symbol's heavy stage" in plan.reasons["symbols"]
 
 
-@pytest.mark.parametrize(("cores", "symbols"), [(22, 2), (64, 5), (252, 22), (1024, 93)])
+@pytest.mark.parametrize(("cores", "symbols"), [(7, 3), (16, 4), (64, 11), (252, 40), (1024, 157)])
 def test_symbols_grow_on_big_machines(cores, symbols):
-    assert plan_resources(machine(cores, 4 * TiB)).pool_limits["symbols"] == symbols
+    plan = plan_resources(machine(cores, 4 * TiB))
+    assert plan.pool_limits["symbols"] == symbols
+    assert f"ceil({cores} cores / {HEAVY_STAGE_WIDTH} cores" in plan.reasons["symbols"]
 
 
 def test_symbols_grow_monotonically_with_cores():
@@ -129,18 +132,18 @@ def test_symbols_grow_monotonically_with_cores():
         symbols = plan_resources(machine(cores, 8 * TiB)).pool_limits["symbols"]
         assert symbols >= previous
         previous = symbols
-    assert previous == 2045 // TIMEFRAMES_PER_SYMBOL
+    assert previous == math.ceil(2045 / HEAVY_STAGE_WIDTH) + 1
 
 
 @pytest.mark.parametrize(
     ("memory", "symbols"),
-    [(2 * GiB, 1), (8 * GiB, 1), (10 * GiB, 2), (20 * GiB, 4), (64 * GiB, 12), (512 * GiB, 22)],
+    [(2 * GiB, 1), (8 * GiB, 1), (10 * GiB, 2), (20 * GiB, 4), (64 * GiB, 12), (512 * GiB, 40)],
 )
 def test_symbols_bounded_by_memory(memory, symbols):
-    """At 252 cores the core bound is 22 symbols; each symbol needs 4 GiB / 0.8 of memory."""
+    """At 252 cores the core bound is 40 symbols; each symbol needs 4 GiB / 0.8 of memory."""
     plan = plan_resources(machine(252, memory))
     assert plan.pool_limits["symbols"] == symbols
-    assert plan.pool_limits["symbols"] == max(1, min(252 // 11, memory // (5 * GiB)))
+    assert plan.pool_limits["symbols"] == max(1, min(40, memory // (5 * GiB)))
 
 
 @pytest.mark.parametrize("cores", [16, 64, 252, 1024])
@@ -242,7 +245,7 @@ def test_explicit_thread_settings_shape_derived_limits():
     assert plan.step_threads == {"tf_loads": 1, "features": 2, "training": 16}
     assert plan.pool_limits["training"] == 4
     assert plan.pool_limits["features"] == 32
-    assert plan.pool_limits["symbols"] == 64 // (TIMEFRAMES_PER_SYMBOL * 2)
+    assert plan.pool_limits["symbols"] == 11  # training dominates: feature threads do not count
 
 
 def test_explicit_blas_cap():

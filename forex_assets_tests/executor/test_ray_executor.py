@@ -19,9 +19,9 @@ import pytest
 from dagster._core.execution.api import create_execution_plan
 
 from forex_assets.compute.machine import MachineResources, detect_machine
+from forex_assets.compute.overrides import resolve_plan
 from forex_assets.compute.plan import GiB, PlanSettings, plan_resources
 from forex_assets.compute.thread_budget import budget_environment
-from forex_assets.executor.budgeted import resolve_plan
 from forex_assets.executor.scheduling import THREADS_TAG, requested_threads
 from forex_assets_tests.executor.jobs_for_tests import PROBE_DIR_ENV
 
