@@ -3,8 +3,8 @@
 Replays the recorded 2-core `symbol_pipeline` run (`RECORDED_RUN`; see its `source` for
 where each figure came from) at 2, 16, 64, 252 and 1024 cores, for one symbol and for a
 28-symbol backfill, under today's static plan (the anchor) and the elastic policy
-(ours), with `plan_resources` for each machine (8 GiB per core) and dagster.yaml's 4
-concurrent runs. Every "seconds" figure is a simulated makespan, not a timing.
+(ours), with `plan_resources` for each machine (8 GiB per core) and the run queue's
+symbols + 1 concurrent runs. Every "seconds" figure is a simulated makespan, not a timing.
 
 Before any figure is reported: the static replay on the recorded 2 cores must land
 within `REPLAY_TOLERANCE` of the run's measured makespan, no simulated schedule may
@@ -25,7 +25,6 @@ from bench.harness import BenchConfig, BenchResult, BenchRow, Measurement, check
 from forex_assets.compute.plan import HEAVY_STAGE_WIDTH, PlanSettings, Pool
 from forex_assets.compute.recorded_run import RecordedRun
 from forex_assets.compute.schedule_simulator import (
-    MAX_CONCURRENT_RUNS,
     heavy_stage_width,
     simulate,
     simulated_plan,
@@ -138,7 +137,7 @@ def run(config: BenchConfig) -> BenchResult:
             f"{cores} cores {'met' if u >= UTILIZATION_TARGET else 'NOT met'} ({u:.0%})"
             for cores, u in met.items()
         )
-        + f" with dagster.yaml's {MAX_CONCURRENT_RUNS} concurrent runs",
+        + " with the plan's queued runs (symbols + 1)",
         f"the plan's symbols limit: ceil(cores / {HEAVY_STAGE_WIDTH}) + 1 (HEAVY_STAGE_WIDTH; "
         f"this recorded run measures {width:.1f}: the cores a symbol's heavy stage keeps busy "
         "on average, its CPU seconds over its span, tasks one thread each); the rows naming "

@@ -25,7 +25,6 @@ import polars as pl
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from forex_assets import settings
-from forex_assets.compute.schedule_simulator import MAX_CONCURRENT_RUNS
 from forex_assets.defs.keys import FEATURE_MATRIX
 from forex_assets.market.instruments import UnknownSymbolError, instrument_for
 from forex_assets.partitions import SYMBOLS_PARTITION_SET, register_symbols
@@ -360,7 +359,11 @@ def simulate_run(args: argparse.Namespace) -> int:
     try:
         cores = _counts("--cores", args.cores)
         symbol_counts = _counts("--symbols", args.symbols)
-        (max_runs,) = _counts("--max-concurrent-runs", str(args.max_concurrent_runs))
+        max_runs = (
+            None
+            if args.max_concurrent_runs is None
+            else _counts("--max-concurrent-runs", str(args.max_concurrent_runs))[0]
+        )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -439,8 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     simulate_cmd.add_argument(
         "--max-concurrent-runs",
         type=int,
-        default=MAX_CONCURRENT_RUNS,
-        help=f"runs at once, as dagster.yaml's max_concurrent_runs (default {MAX_CONCURRENT_RUNS})",
+        default=None,
+        help="runs at once (default: each machine's plan, symbols + 1, as the run queue does)",
     )
     simulate_cmd.add_argument(
         "--measured-cores",

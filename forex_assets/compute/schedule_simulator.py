@@ -64,7 +64,6 @@ from forex_assets.compute.task_shapes import longest_first, static_threads, task
 PARALLEL_FRACTION = 0.8
 # Memory of a simulated machine when none is given: a typical server's 8 GiB per core.
 MEMORY_PER_CORE = 8 * GiB
-MAX_CONCURRENT_RUNS = 4  # dagster.yaml: concurrency.runs.max_concurrent_runs
 STATIC, ELASTIC = "static", "elastic"
 _TIE_S = 1e-9
 
@@ -479,14 +478,19 @@ def simulate(
     *,
     symbols: int = 1,
     elastic: bool = True,
-    max_concurrent_runs: int = MAX_CONCURRENT_RUNS,
+    max_concurrent_runs: int | None = None,
     memory_bytes: int | None = None,
     settings: PlanSettings | None = None,
     parallel_fraction: float = PARALLEL_FRACTION,
     starvation_s: float = STARVATION_S,
 ) -> SimResult:
     """Replay `run` for `symbols` symbols on a machine of `cores` under the static or the
-    elastic policy; `settings` overrides plan figures (e.g. `PlanSettings(symbols=4)`)."""
+    elastic policy; `settings` overrides plan figures (e.g. `PlanSettings(symbols=4)`);
+    runs start `max_concurrent_runs` at a time, by default the plan's `queued_runs` (what
+    the run queue does unless dagster.yaml fixes a number)."""
+    plan = simulated_plan(cores, memory_bytes, settings)
+    if max_concurrent_runs is None:
+        max_concurrent_runs = plan.queued_runs
     if cores < 1 or symbols < 1 or max_concurrent_runs < 1:
         raise ValueError(
             f"cores={cores}, symbols={symbols}, max_concurrent_runs={max_concurrent_runs}: "
@@ -496,7 +500,6 @@ def simulate(
         raise ValueError(
             f"parallel_fraction={parallel_fraction} is a share of a task's work: between 0 and 1"
         )
-    plan = simulated_plan(cores, memory_bytes, settings)
     simulation = _Simulation(
         run, plan, symbols, elastic, max_concurrent_runs, parallel_fraction, starvation_s
     )

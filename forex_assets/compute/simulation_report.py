@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from forex_assets.compute.recorded_run import RecordedRun
 from forex_assets.compute.schedule_simulator import (
-    MAX_CONCURRENT_RUNS,
     SimResult,
     makespan_bound_s,
     simulate,
@@ -44,7 +43,7 @@ def compare(
     run: RecordedRun,
     cores: Sequence[int],
     symbols: Sequence[int],
-    max_concurrent_runs: int = MAX_CONCURRENT_RUNS,
+    max_concurrent_runs: int | None = None,
 ) -> list[Comparison]:
     """Both policies for every (cores, symbols) pair, cores first."""
     return [

@@ -128,14 +128,14 @@ def test_waiting_steps_come_first():
 
 def test_a_backfill_waits_for_run_slots_and_the_symbols_slot():
     run = _run(RecordedStep("features", (), Pool.FEATURES, 1, 3.0))
-    # 8 cores, symbols limit 1 (8 // 11 timeframes): four runs, one heavy stage at a time
-    serial = simulate(run, 8, symbols=4)
+    # 8 cores with a symbols limit of 1: four runs, one heavy stage at a time
+    serial = simulate(run, 8, symbols=4, settings=PlanSettings(symbols=1))
     assert serial.makespan_s == pytest.approx(12.0)
     # two symbols slots, but at most one run at a time
     one_run = simulate(run, 8, symbols=4, settings=PlanSettings(symbols=2), max_concurrent_runs=1)
     assert one_run.makespan_s == pytest.approx(12.0)
     both = simulate(run, 8, symbols=4, settings=PlanSettings(symbols=2))
-    assert both.makespan_s == pytest.approx(6.0)
+    assert both.makespan_s == pytest.approx(6.0)  # the queue starts symbols + 1 runs
 
 
 def test_startup_and_teardown_hold_the_run_slot():
