@@ -327,12 +327,23 @@ def test_an_elastic_step_grows_into_idle_cores_and_a_waiting_step_goes_first(
     assert metadata["cores held"].value.startswith("![cores held over time](data:image/png")
 
 
-def test_the_static_plan_leases_nothing(instance):
-    result = _run(instance, jobs_for_tests.elastic_job, {"cores": 2, "elastic": False})
+@pytest.mark.parametrize(
+    ("setting", "mode"),
+    [({"elastic": False}, "static plan"), ({"training_threads": 1}, "elastic")],
+    ids=["static plan", "training threads set by the user"],
+)
+def test_the_static_plan_and_a_users_thread_setting_lease_nothing(instance, setting, mode):
+    result = _run(instance, jobs_for_tests.elastic_job, {"cores": 2, **setting})
     assert result.success
     spans = CoreLedger(default_ledger_path(), 2).history(f"{result.run_id}:")
     assert spans and not any(s.is_lease for s in spans)
-    messages = [
-        r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records
+    records = instance.get_records_for_run(result.run_id).records
+    assert any(r.event_log_entry.message.startswith(f"Core use ({mode})") for r in records)
+    [fan_out] = [
+        r.event_log_entry.dagster_event
+        for r in records
+        if r.event_log_entry.dagster_event is not None
+        and r.event_log_entry.dagster_event.event_type == dg.DagsterEventType.STEP_WORKER_STARTING
+        and r.event_log_entry.dagster_event.step_key == "fan_out"
     ]
-    assert any(m.startswith("Core use (static plan)") for m in messages)
+    assert fan_out.event_specific_data.metadata["elastic"].value is False
