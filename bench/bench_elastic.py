@@ -14,6 +14,11 @@ sampled from /proc every 50 ms (p99 must stay within usable cores + 1).
 
 Targets (issue 14): effective cores >= 0.90 of usable; wall >= 1.6x faster than the
 static plan; `trained_models` wall <= 1.15 x its CPU seconds / usable cores.
+
+Both runs are also recorded (`forex_assets.instance.run_record`) and replayed by the
+scheduling simulator under their own policy on these cores: the simulated makespans must
+land within `REPLAY_TOLERANCE` of the measured walls. The recordings are saved to
+bench/results/ (the static one is what bench/data/symbol_pipeline_2cores.json holds).
 """
 
 from __future__ import annotations
@@ -28,17 +33,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 
 from bench.harness import BenchConfig, BenchResult, BenchRow, Measurement, check
 from bench.process_tree import stat_fields, tree_pids
 from forex_assets.compute.machine import detect_machine
+from forex_assets.compute.recorded_run import RecordedRun
+from forex_assets.compute.schedule_simulator import simulate
+from forex_assets.instance.run_record import record_run
 
 DESCRIPTION = "README command 1: elastic steps vs the static plan (wall, effective cores)"
 DEFAULT_CONFIG = {"repeats": 1}
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_S = 0.05
 TRAINING_STEP = "trained_models"
+REPLAY_TOLERANCE = 0.15
+RESULTS = REPO / "bench" / "results"
 
 
 class RunnableThreadSampler:
@@ -81,6 +92,7 @@ class PipelineRun:
     training_wall_s: float
     training_cpu_s: float
     logged_effective: float
+    recorded: RecordedRun
 
     def effective(self) -> float:
         return self.cpu_s / self.wall_s
@@ -151,6 +163,11 @@ def _run_pipeline(work: Path, name: str, elastic: bool, config: BenchConfig) -> 
     check(process.returncode == 0, f"{name}: the pipeline failed; see {log}")
     steps, effective = _step_use(home)
     training = steps[TRAINING_STEP]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        [finished] = instance.get_runs()
+        recorded = record_run(instance, finished.run_id)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    recorded.save(RESULTS / f"symbol_pipeline_{detect_machine().cores}cores_{name}.json")
     return PipelineRun(
         wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime,
@@ -158,6 +175,7 @@ def _run_pipeline(work: Path, name: str, elastic: bool, config: BenchConfig) -> 
         training_wall_s=training["seconds"],
         training_cpu_s=training["cpu_s"],
         logged_effective=effective,
+        recorded=recorded,
     )
 
 
@@ -177,6 +195,23 @@ def run(config: BenchConfig) -> BenchResult:
             measured.runnable_p99 <= cores + 1,
             f"{name}: runnable threads p99 {measured.runnable_p99:.0f} > {cores} cores + 1",
         )
+    replays = []
+    for name, measured, elastic_policy in (
+        ("elastic", elastic, True),
+        ("static plan", static, False),
+    ):
+        simulated = simulate(measured.recorded, cores, elastic=elastic_policy).makespan_s
+        error = (simulated - measured.wall_s) / measured.wall_s
+        check(
+            abs(error) <= REPLAY_TOLERANCE,
+            f"{name}: the simulator replays the recorded run in {simulated:.0f} s, measured "
+            f"{measured.wall_s:.0f} s ({error:+.0%}), beyond {REPLAY_TOLERANCE:.0%}",
+        )
+        replays.append(f"{name} {simulated:.0f} s vs {measured.wall_s:.0f} s ({error:+.1%})")
+    result.checks.append(
+        "the simulator replays each recorded run under its policy within "
+        f"{REPLAY_TOLERANCE:.0%} of its measured wall: " + "; ".join(replays)
+    )
     result.checks.append(
         f"both runs succeed; runnable threads p99 within usable cores + 1 "
         f"(elastic {elastic.runnable_p99:.0f}, static {static.runnable_p99:.0f}, cores {cores})"
