@@ -102,12 +102,7 @@ def train_split(task: SplitTask) -> SplitResult:
     inner, validation = inner_validation_split(
         task.train, data.t0, data.t1, task.settings.inner_validation_share
     )
-    rows = TrainingRows(
-        np.asarray(data.features[inner]),
-        np.asarray(data.classes[inner]),
-        (np.asarray(data.features[validation]), np.asarray(data.classes[validation])),
-        data.feature_names,
-    )
+    rows = TrainingRows(Path(task.data_dir), inner, validation)
     seed = task.settings.seed * 1000 + task.index + 1
     directory = Path(task.out_dir) / split_name(task.index)
     directory.mkdir(parents=True, exist_ok=True)
@@ -136,6 +131,15 @@ def train_split(task: SplitTask) -> SplitResult:
     )
 
 
+def prepare_models(data_dir: Path, settings: TrainingSettings, threads: int) -> None:
+    """Run each selected type's `prepare` hook over the run's spilled data, once per run
+    and before any split trains: every task of the run then finds what it wrote in
+    `data_dir` (LightGBM's binned dataset) instead of redoing it."""
+    for spec, model_settings in settings.selected():
+        if spec.prepare is not None:
+            spec.prepare(data_dir, model_settings, threads)
+
+
 def threads_per_task(tasks: int, budget: int | None = None) -> int:
     """Threads each task gets so that all tasks run with the budget fully used."""
     budget = budget or step_threads()
@@ -154,6 +158,8 @@ def train_all(
     `data_dir` holds the `TrainingData` the workers map (see `TrainingData.spill`).
     Returns the split results in split order and the final refit's result.
     """
+    # Before any worker starts, alone in the step: with every thread of its budget.
+    prepare_models(data_dir, settings, step_threads())
     everything = np.arange(TrainingData.load(data_dir).rows, dtype=np.int64)
     jobs = [(i, train, test) for i, (train, test) in enumerate(splits)]
     jobs.append((FINAL_REFIT, everything, np.zeros(0, dtype=np.int64)))

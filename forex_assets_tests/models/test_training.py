@@ -4,11 +4,15 @@ The data is built directly: 3,000 rows of 10 random features, classes planted by
 of feature 0, t0 in 5-minute steps (epoch microseconds) and labels ending 3 bars later.
 Three hand-made purged (train, test) splits test one third of the rows each. The pool's
 budget is fixed at 2 threads (FOREX_ASSETS_STEP_THREADS), so 4 tasks get 1 thread each
-and 2 run at once, whatever machine runs the tests.
+and 2 run at once, whatever machine runs the tests. Before the pool starts, the run
+bins the data once for LightGBM (`prepare_models`); every task trains on those bins.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import shutil
+from concurrent.futures import ProcessPoolExecutor
 from itertools import pairwise
 from pathlib import Path
 
@@ -17,15 +21,17 @@ import pytest
 
 from forex_assets.compute.thread_budget import STEP_THREADS_ENV
 from forex_assets.models.dataset import TrainingData
-from forex_assets.models.gradient_boosting import GradientBoostingSettings
+from forex_assets.models.gradient_boosting import BINNED_FILE, GradientBoostingSettings
 from forex_assets.models.neural_net_settings import NeuralNetSettings
 from forex_assets.models.registry import model_spec, model_specs
 from forex_assets.models.training import (
     FINAL_REFIT,
     SplitResult,
+    SplitTask,
     TrainingSettings,
     threads_per_task,
     train_all,
+    train_split,
 )
 
 ROWS = 3000
@@ -234,6 +240,27 @@ def test_two_runs_give_identical_probabilities(trained):
         assert a.validation_loss == b.validation_loss
     assert first_final.best_iteration == second_final.best_iteration
     assert first_final.validation_loss == second_final.validation_loss
+
+
+def test_the_run_bins_once_and_a_task_in_a_fresh_process_trains_on_those_bins(trained, tmp_path):
+    """train_all prepared one binned dataset beside the arrays, and a task trains LightGBM
+    on it alone: with the raw features zeroed after preparing (binned again, every
+    feature would be one bin and no tree could split), a task in a fresh process saves
+    the model the run's worker saved, bit for bit."""
+    (results, _), _, _, first_dir = trained
+    assert sorted(p.name for p in (first_dir / "data").iterdir() if "lightgbm" in p.name) == [
+        BINNED_FILE
+    ]
+    data_dir = Path(shutil.copytree(first_dir / "data", tmp_path / "data"))
+    np.save(data_dir / "features.npy", np.zeros_like(DATA.features))
+    only = TrainingSettings(models={"lightgbm": SETTINGS.models["lightgbm"]}, seed=SETTINGS.seed)
+    train, test = SPLITS[0]
+    task = SplitTask(0, train, test, str(data_dir), str(tmp_path / "models"), only, 1)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        again = pool.submit(train_split, task).result()
+    saved = Path(again.files["lightgbm"]).read_text()
+    assert saved == Path(results[0].files["lightgbm"]).read_text()
+    assert again.validation_loss["lightgbm"] == results[0].validation_loss["lightgbm"]
 
 
 def test_final_refit_probabilities_have_the_class_axis_even_when_empty(trained):
