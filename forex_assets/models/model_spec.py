@@ -5,29 +5,71 @@ see `ModelSpec`s, never a model by name, so a model type is added by one module 
 `forex_assets.models.types` (see `forex_assets.models.registry`) and nothing else.
 Every format a spec saves must load without unpickling (a model file may come from
 anywhere a run folder was copied from).
+
+A type whose fits repeat work that depends only on the run's data (LightGBM bins the
+same feature matrix for every split) does it once in its `prepare` hook: training calls
+it once per run, over the folder the run's `TrainingData` is spilled to, before any split
+trains, and every fit of that run finds what it wrote there (`TrainingRows.data_dir`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from forex_assets.models.dataset import TrainingData
+
 Settings = TypeVar("Settings")
 Model = TypeVar("Model")
 
 
-@dataclass(frozen=True)
-class TrainingRows:
-    """A split's inner training rows and the later rows early stopping watches."""
+class PreparedDataError(RuntimeError):
+    """What a type's `prepare` hook writes for a run is missing from the run's data folder,
+    cannot be read, or does not match the training data there; the message names the file."""
 
-    features: np.ndarray  # (rows, columns) float32, NaN where a feature is undefined
-    classes: np.ndarray  # int64 index into `forex_assets.models.dataset.CLASSES`
-    validation: tuple[np.ndarray, np.ndarray]  # (features, classes) of the held-out slice
-    feature_names: tuple[str, ...]
+
+@dataclass(frozen=True, eq=False)
+class TrainingRows:
+    """A split's inner training rows and the later rows early stopping watches, as row
+    indices into the run's `TrainingData` spilled in `data_dir` (the folder every selected
+    type's `prepare` hook has seen).
+
+    The arrays are taken from the memory-mapped data on first use: a type that trains on
+    what its hook prepared (LightGBM's binned dataset) never copies the feature matrix.
+    """
+
+    data_dir: Path
+    inner_rows: np.ndarray  # sorted int64 row indices the model is fitted on
+    validation_rows: np.ndarray  # sorted int64 row indices, after every inner row
+
+    @cached_property
+    def data(self) -> TrainingData:
+        return TrainingData.load(self.data_dir)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.data.feature_names
+
+    @cached_property
+    def features(self) -> np.ndarray:
+        """(inner rows, columns) float32, NaN where a feature is undefined."""
+        return np.asarray(self.data.features[self.inner_rows])
+
+    @cached_property
+    def classes(self) -> np.ndarray:
+        """int64 index into `forex_assets.models.dataset.CLASSES`, one per inner row."""
+        return np.asarray(self.data.classes[self.inner_rows])
+
+    @cached_property
+    def validation(self) -> tuple[np.ndarray, np.ndarray]:
+        """(features, classes) of the held-out slice."""
+        rows = self.validation_rows
+        return np.asarray(self.data.features[rows]), np.asarray(self.data.classes[rows])
 
 
 @dataclass(frozen=True)
@@ -58,6 +100,9 @@ class ModelSpec(Generic[Settings, Model]):
     save: Callable[[Model, Path], None]
     load: Callable[[Path], Model]  # raises StoredDataError naming a missing or damaged file
     inputs: Callable[[Model], int]  # how many feature columns the model reads
+    # Once per training run, before any fit: (data_dir, settings, threads) -> None, writing
+    # what the run's fits share into data_dir. Types without repeated work have none.
+    prepare: Callable[[Path, Settings, int], None] | None = None
 
 
 AnySpec = ModelSpec[Any, Any]

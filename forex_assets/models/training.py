@@ -7,8 +7,9 @@ starts with its share of the cores free at that moment (the step's floor plus id
 cores it leases), the final refit, which trains on every row, first and widest, so
 processes x threads never exceed what the step holds (the seed's 8 x 16 layout on 16
 cores is what this prevents) and no core idles while a split waits. Every task seeds its
-models from the run's seed and its index, so results do not depend on which worker ran
-it, in which order, or with how many threads.
+models from the run's seed and its index, so its models and probabilities do not depend
+on which worker ran it, in which order, or with how many threads (only the validation
+loss LightGBM sums across its threads may differ in the last bit).
 """
 
 from __future__ import annotations
@@ -104,12 +105,7 @@ def train_split(task: SplitTask) -> SplitResult:
     inner, validation = inner_validation_split(
         task.train, data.t0, data.t1, task.settings.inner_validation_share
     )
-    rows = TrainingRows(
-        np.asarray(data.features[inner]),
-        np.asarray(data.classes[inner]),
-        (np.asarray(data.features[validation]), np.asarray(data.classes[validation])),
-        data.feature_names,
-    )
+    rows = TrainingRows(Path(task.data_dir), inner, validation)
     seed = task.settings.seed * 1000 + task.index + 1
     directory = Path(task.out_dir) / split_name(task.index)
     directory.mkdir(parents=True, exist_ok=True)
@@ -143,6 +139,15 @@ def train_split(task: SplitTask) -> SplitResult:
 FINAL_REFIT_WEIGHT = 1.5
 
 
+def prepare_models(data_dir: Path, settings: TrainingSettings, threads: int) -> None:
+    """Run each selected type's `prepare` hook over the run's spilled data, once per run
+    and before any split trains: every task of the run then finds what it wrote in
+    `data_dir` (LightGBM's binned dataset) instead of redoing it."""
+    for spec, model_settings in settings.selected():
+        if spec.prepare is not None:
+            spec.prepare(data_dir, model_settings, threads)
+
+
 def train_all(
     data_dir: Path,
     splits: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -157,6 +162,8 @@ def train_all(
     Returns the split results in split order and the final refit's result; how each task
     ran (threads, leased cores, seconds, CPU seconds) is appended to `tasks_run`.
     """
+    # Before any worker starts, alone in the step: with every thread of its budget.
+    prepare_models(data_dir, settings, step_threads())
     everything = np.arange(TrainingData.load(data_dir).rows, dtype=np.int64)
     jobs = [(i, train, test) for i, (train, test) in enumerate(splits)]
     jobs.append((FINAL_REFIT, everything, np.zeros(0, dtype=np.int64)))

@@ -1,24 +1,34 @@
-"""LightGBM: learning a separable problem, early stopping on noise, text save/load, determinism.
+"""LightGBM: learning a separable problem, early stopping on noise, text save/load, determinism,
+and the binned dataset a run prepares once for all its fits.
 
 Same synthetic problem as the MLP's: three classes by the size of feature 0, four noise
-features. On pure-noise labels the validation loss stops improving within a few rounds,
+features; every fit takes its rows from one dataset binned over all 2,000 rows, as a run's
+fits do. On pure-noise labels the validation loss stops improving within a few rounds,
 so early stopping must end training long before `max_rounds`.
 """
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import lightgbm as lgb
 import numpy as np
 import pytest
 
+from forex_assets.models.dataset import TrainingData
 from forex_assets.models.gradient_boosting import (
+    BINNED_FILE,
     GradientBoostingSettings,
+    binned_dataset,
     fit_gradient_boosting,
+    load_binned_dataset,
     load_gradient_boosting,
     predict_proba,
+    prepare_binned_dataset,
     save_gradient_boosting,
 )
-from forex_assets.models.model_spec import Fitted
+from forex_assets.models.model_spec import Fitted, PreparedDataError
 
 NAMES = [f"f{i}" for i in range(5)]
 SETTINGS = GradientBoostingSettings(learning_rate=0.1, max_rounds=200, early_stopping_rounds=20)
@@ -32,7 +42,7 @@ def separable_problem(rows: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.n
 
 
 FEATURES, CLASSES = separable_problem()
-TRAIN, VALID, TEST = slice(0, 1400), slice(1400, 1700), slice(1700, 2000)
+TRAIN, VALID, TEST = np.arange(0, 1400), np.arange(1400, 1700), np.arange(1700, 2000)
 
 
 def fit(
@@ -41,15 +51,8 @@ def fit(
     threads: int = 1,
     seed: int = 5,
 ) -> Fitted[lgb.Booster]:
-    return fit_gradient_boosting(
-        FEATURES[TRAIN],
-        classes[TRAIN],
-        (FEATURES[VALID], classes[VALID]),
-        settings,
-        NAMES,
-        threads=threads,
-        seed=seed,
-    )
+    binned = binned_dataset(FEATURES, classes, NAMES, settings, threads)
+    return fit_gradient_boosting(binned, TRAIN, VALID, settings, threads=threads, seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +134,102 @@ def test_threads_and_seed_reach_lightgbm_parameters():
     assert params["seed"] == 17
     assert params["deterministic"] is True
     assert params["num_class"] == 3
+
+
+# --- the binned dataset a run prepares once ---------------------------------------------
+
+
+def save_training_data(directory: Path, classes: np.ndarray = CLASSES) -> Path:
+    """The problem as a run's spilled training data (times are unused here)."""
+    rows = np.arange(CLASSES.size, dtype=np.int64)
+    TrainingData(FEATURES, classes, rows, rows + 1, np.zeros(rows.size), tuple(NAMES)).save(
+        directory
+    )
+    return directory
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """A training-data folder with its binned dataset prepared (read-only for tests)."""
+    directory = save_training_data(tmp_path_factory.mktemp("prepared"))
+    prepare_binned_dataset(directory, SETTINGS, threads=1)
+    return directory
+
+
+@pytest.fixture
+def damageable(prepared, tmp_path) -> Path:
+    """A copy of `prepared` a test may damage."""
+    return Path(shutil.copytree(prepared, tmp_path / "data"))
+
+
+def test_a_fit_on_the_prepared_dataset_equals_one_on_datasets_binned_alike(prepared):
+    """Subsets of the saved binned dataset hold the same bins as datasets built from the
+    same rows against it (`reference=`), LightGBM's way of binning like another dataset:
+    the same trees, bit for bit."""
+    shared = fit_gradient_boosting(
+        load_binned_dataset(prepared, SETTINGS, 1), TRAIN, VALID, SETTINGS, 1, 5
+    )
+    reference = binned_dataset(FEATURES, CLASSES, NAMES, SETTINGS, 1)
+    params = SETTINGS.params(1, 5)
+    alike = lgb.train(
+        params,
+        lgb.Dataset(FEATURES[TRAIN], CLASSES[TRAIN], reference=reference, feature_name=NAMES),
+        num_boost_round=SETTINGS.max_rounds,
+        valid_sets=[lgb.Dataset(FEATURES[VALID], CLASSES[VALID], reference=reference)],
+        callbacks=[lgb.early_stopping(SETTINGS.early_stopping_rounds, verbose=False)],
+    )
+    assert shared.model.model_to_string() == alike.model_to_string()
+    assert shared.best_iteration == alike.best_iteration
+
+
+def test_the_bins_take_no_label_of_the_rows_a_fit_does_not_train_on(fitted):
+    """Every row is binned, test rows included, but only by its feature values: scrambling
+    the labels of the rows outside the inner and validation rows changes nothing."""
+    scrambled = CLASSES.copy()
+    scrambled[TEST] = np.random.default_rng(3).permutation(scrambled[TEST])[::-1]
+    assert not np.array_equal(scrambled, CLASSES)
+    assert fit(classes=scrambled).model.model_to_string() == fitted.model.model_to_string()
+
+
+def test_preparing_again_replaces_the_dataset_in_one_rename(damageable):
+    """LightGBM writes nothing over an existing file; a run prepares over the last one."""
+    (damageable / BINNED_FILE).write_bytes(b"an earlier run's")
+    prepare_binned_dataset(damageable, SETTINGS, threads=1)
+    assert load_binned_dataset(damageable, SETTINGS, 1).num_data() == CLASSES.size
+    assert [p.name for p in damageable.iterdir() if p.name.startswith(".")] == []
+
+
+def _truncate(directory: Path) -> None:
+    path = directory / BINNED_FILE
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def _other_rows(directory: Path) -> None:
+    binned = binned_dataset(FEATURES[:1500], CLASSES[:1500], NAMES, SETTINGS, 1)
+    (directory / BINNED_FILE).unlink()
+    binned.save_binary(directory / BINNED_FILE)
+
+
+def _other_labels(directory: Path) -> None:
+    save_training_data(directory, (CLASSES + 1) % 3)
+
+
+@pytest.mark.parametrize(
+    ("damage", "settings", "problem"),
+    [
+        (lambda d: (d / BINNED_FILE).unlink(), SETTINGS, "does not exist.*prepare_models"),
+        (_truncate, SETTINGS, "cannot be loaded as LightGBM's binary dataset"),
+        (lambda d: (d / BINNED_FILE).write_bytes(b"\x00" * 64), SETTINGS, "cannot be loaded"),
+        (lambda d: None, GradientBoostingSettings(max_bin=15), "max_bin=63.*changed to 15"),
+        (_other_rows, SETTINGS, r"binned from other data.*\(1500 rows where the data has 2000"),
+        (_other_labels, SETTINGS, r"binned from other data.*\(other labels\)"),
+    ],
+    ids=["missing", "truncated", "not a dataset", "other max_bin", "other rows", "other labels"],
+)
+def test_a_prepared_dataset_that_cannot_serve_the_fit_is_refused_naming_it(
+    damageable, damage, settings, problem
+):
+    damage(damageable)
+    with pytest.raises(PreparedDataError, match=problem) as refused:
+        load_binned_dataset(damageable, settings, 1)
+    assert str(damageable / BINNED_FILE) in str(refused.value)

@@ -2,7 +2,8 @@
 registered type keeps (a new type is tested here by being registered).
 
 The contract problem is the models' own: three classes by the size of feature 0, four
-noise features, 1,400 training rows, 300 for early stopping and 300 to score.
+noise features, 1,400 training rows, 300 for early stopping and 300 to score, spilled as a
+run's training data and prepared by each type's hook before any fit, as training does.
 """
 
 from __future__ import annotations
@@ -19,32 +20,48 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from forex_assets.models.model_spec import AnySpec, Fitted, TrainingRows
+from forex_assets.models.dataset import TrainingData
+from forex_assets.models.model_spec import AnySpec, Fitted, PreparedDataError, TrainingRows
 from forex_assets.models.registry import ModelTypeError, discover, model_spec, model_specs
 from forex_assets.storage.damage import StoredDataError
 
 NAMES = tuple(f"f{i}" for i in range(5))
+INNER, VALIDATION = np.arange(1400), np.arange(1400, 1700)
 
 
-def separable_rows(rows: int = 2000, seed: int = 0) -> tuple[TrainingRows, np.ndarray]:
+def separable_problem(rows: int = 2000, seed: int = 0) -> TrainingData:
     rng = np.random.default_rng(seed)
     features = rng.normal(size=(rows, 5)).astype(np.float32)
     classes = np.where(features[:, 0] < -0.5, 0, np.where(features[:, 0] > 0.5, 2, 1))
-    classes = classes.astype(np.int64)
-    train = TrainingRows(
-        features[:1400], classes[:1400], (features[1400:1700], classes[1400:1700]), NAMES
-    )
-    return train, features[1700:]
+    times = np.arange(rows, dtype=np.int64)  # unused by the models
+    return TrainingData(features, classes.astype(np.int64), times, times + 1, np.zeros(rows), NAMES)
 
 
-TRAIN, TEST = separable_rows()
+DATA = separable_problem()
+TEST = DATA.features[1700:]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """The problem as a run's spilled training data, prepared by every type with a hook."""
+    directory = tmp_path_factory.mktemp("training_data")
+    DATA.save(directory)
+    for spec in model_specs():
+        if spec.prepare is not None:
+            spec.prepare(directory, spec.settings(), 1)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def train(data_dir) -> TrainingRows:
+    return TrainingRows(data_dir, INNER, VALIDATION)
 
 
 @pytest.fixture(scope="module", params=[spec.name for spec in model_specs()])
-def fitted(request) -> tuple[AnySpec, Fitted]:
+def fitted(request, train) -> tuple[AnySpec, Fitted]:
     """Each registered type fitted once with its default settings, on one thread."""
     spec = model_spec(request.param)
-    return spec, spec.fit(TRAIN, spec.settings(), 1, 11)
+    return spec, spec.fit(train, spec.settings(), 1, 11)
 
 
 # --- the project's registry ------------------------------------------------------------
@@ -173,9 +190,9 @@ def test_save_then_load_gives_identical_probabilities_without_unpickling(
     assert spec.inputs(loaded) == len(NAMES)
 
 
-def test_the_same_seed_gives_the_same_model(fitted):
+def test_the_same_seed_gives_the_same_model(fitted, train):
     spec, fit = fitted
-    again = spec.fit(TRAIN, spec.settings(), 1, 11)
+    again = spec.fit(TrainingRows(train.data_dir, INNER, VALIDATION), spec.settings(), 1, 11)
     np.testing.assert_array_equal(
         spec.predict_proba(again.model, TEST), spec.predict_proba(fit.model, TEST)
     )
@@ -185,3 +202,13 @@ def test_a_missing_file_is_refused_naming_it(fitted, tmp_path):
     spec, _ = fitted
     with pytest.raises(StoredDataError, match=str(tmp_path / "split_00")):
         spec.load(tmp_path / "split_00" / spec.file)
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in model_specs() if spec.prepare is not None])
+def test_a_fit_refuses_a_folder_its_prepare_hook_has_not_seen_naming_it(name, tmp_path):
+    """Training runs every hook before any fit; a fit without what its hook writes must
+    say which file is missing, never fit on something else."""
+    spec = model_spec(name)
+    DATA.save(tmp_path)
+    with pytest.raises(PreparedDataError, match=str(tmp_path)):
+        spec.fit(TrainingRows(tmp_path, INNER, VALIDATION), spec.settings(), 1, 11)
