@@ -22,12 +22,14 @@ def task_threads(free_cores: int, weight: float, remaining_weight: float) -> int
         raise ValueError(
             f"free_cores={free_cores}: a task cannot start without a free core; wait for one"
         )
-    if weight <= 0 or remaining_weight < weight:
+    # remaining_weight is often a running difference of float weights: allow rounding
+    if weight <= 0 or remaining_weight < weight * (1 - 1e-9):
         raise ValueError(
             f"weight={weight}, remaining_weight={remaining_weight}: a task's weight must be "
             "positive and part of the weight still to start"
         )
-    return max(1, min(free_cores, int(free_cores * weight / remaining_weight)))
+    share = min(1.0, weight / remaining_weight)
+    return max(1, min(free_cores, int(free_cores * share)))
 
 
 def static_threads(budget: int, tasks: int) -> int:

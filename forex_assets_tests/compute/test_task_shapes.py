@@ -47,3 +47,7 @@ def test_static_widths_split_the_budget_evenly(budget, tasks, expected):
 
 def test_heaviest_first_keeps_ties_in_order():
     assert longest_first([1, 1.5, 1, 1.5]) == [1, 3, 0, 2]
+
+
+def test_a_remaining_weight_a_rounding_below_the_weight_is_the_last_task():
+    assert task_threads(4, 12.434, 12.433999999999973) == 4

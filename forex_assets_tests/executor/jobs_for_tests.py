@@ -84,14 +84,26 @@ def probe_job():
     probe_one_thread()
 
 
+def _started_then_wait(probes: str, index: int) -> None:
+    (Path(probes) / f"killable_task_{index}.started").write_text("yes")
+    time.sleep(120)
+
+
 @dg.op(pool="tf_loads")
 def killable() -> None:
-    """Waits to be killed, unless the marker says a previous attempt already was."""
+    """An elastic step whose two tasks (one on its floor, one on a leased core) wait to be
+    killed, unless the marker says a previous attempt already was."""
+    import functools
+
+    from forex_assets.compute.elastic_pool import ElasticPool, Task
+
     marker = _probe_dir() / "killed_once"
     if marker.exists():
         return
     (_probe_dir() / "killable.pid").write_text(str(os.getpid()))
-    time.sleep(120)
+    wait = functools.partial(_started_then_wait, str(_probe_dir()))
+    with ElasticPool(max_threads=1) as pool:
+        pool.map([Task(f"t{i}", functools.partial(wait, i)) for i in range(2)])
 
 
 @dg.op

@@ -171,13 +171,17 @@ def test_each_step_sees_its_thread_budget_in_every_library(instance, tmp_path):
 def test_killed_worker_fails_its_step_frees_its_slot_and_run_reexecutes(instance):
     probes = Path(os.environ[PROBE_DIR_ENV])
 
+    leases_before_kill: list[int] = []
+
     def kill_when_started() -> None:
-        pid_file = probes / "killable.pid"
+        """SIGKILL the elastic step once both its tasks run, one of them on a lease."""
+        started = [probes / f"killable_task_{i}.started" for i in range(2)]
         deadline = time.time() + 120
-        while not pid_file.exists() and time.time() < deadline:
+        while not all(f.exists() for f in started) and time.time() < deadline:
             time.sleep(0.05)
-        time.sleep(0.3)
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        holdings = CoreLedger(default_ledger_path(), 2).holdings()
+        leases_before_kill.extend(h.cores for h in holdings if "killable/lease/" in h.holder)
+        os.kill(int((probes / "killable.pid").read_text()), signal.SIGKILL)
 
     killer = threading.Thread(target=kill_when_started)
     killer.start()
@@ -190,7 +194,8 @@ def test_killed_worker_fails_its_step_frees_its_slot_and_run_reexecutes(instance
     assert "running step 'killable' was terminated by signal 9 (SIGKILL)" in message
     assert (probes / "downstream_ran").exists()  # independent steps were not affected
     assert instance.event_log_storage.get_concurrency_info("tf_loads").active_slot_count == 0
-    assert CoreLedger(default_ledger_path(), 2).held() == 0
+    assert leases_before_kill == [1]  # the step had grown onto the second core...
+    assert CoreLedger(default_ledger_path(), 2).held() == 0  # ...and its lease was reaped
 
     (probes / "killed_once").write_text("yes")
     assert reexecute_from_failure(instance, jobs_for_tests.crash_job, failed.run_id) == {"killable"}
