@@ -2,8 +2,8 @@
 distinct candidates re-scored and validated month by month on the held-out period.
 
 The search runs in the unit cube over the genes (`genes.from_unit`), minimizing minus the
-prop-firm score (`fitness.strategy_objective`), with as many islands as the step can
-come to run at once (`StepBudget.reach`: the machine's cores for an elastic step). Its archive of the best distinct points it evaluated becomes the
+prop-firm score (`fitness.strategy_objective`), with as many islands as the step's
+floor runs at once (`StepBudget.floor`); the islands then lease idle cores per epoch. Its archive of the best distinct points it evaluated becomes the
 candidate list the portfolio is later chosen from.
 """
 
@@ -33,7 +33,7 @@ from forex_assets.strategies.islands.settings import IslandSettings
 @dataclass(frozen=True)
 class EvolutionSettings:
     holdout_share: float = 0.25
-    islands: int | None = None  # None: as many as the step can run at once (StepBudget.reach)
+    islands: int | None = None  # None: as many as the step's floor runs (StepBudget.floor)
     max_generations: int = 40
     migration_interval: int = 10
     seed: int = 1
@@ -69,13 +69,13 @@ def evolve(
 ) -> Evolution:
     """Search, re-score the archive on the training period, validate on held-out months.
 
-    The island layout follows the step's reach unless `settings.islands` fixes it;
+    The island layout follows the step's floor unless `settings.islands` fixes it;
     each layout logs in its own directory under `checkpoint_root` (`island_search`), so
     runs with other budgets on one home resume their own searches.
     """
     training, holdout = data.split(settings.holdout_share)
     islands = IslandSettings(
-        islands=settings.islands or StepBudget.current().reach,
+        islands=settings.islands or StepBudget.current().floor,
         seed=settings.seed,
         lower=np.zeros(DIMENSION),
         upper=np.ones(DIMENSION),
