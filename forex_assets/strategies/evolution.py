@@ -3,7 +3,7 @@ distinct candidates re-scored and validated month by month on the held-out perio
 
 The search runs in the unit cube over the genes (`genes.from_unit`), minimizing minus the
 prop-firm score (`fitness.strategy_objective`), with as many islands as the step's
-floor runs at once (`StepBudget.floor`); the islands then lease idle cores per epoch. Its archive of the best distinct points it evaluated becomes the
+floor runs at once (`StepBudget.floor`); more islands (`islands=`) lease idle cores per epoch. Its archive of the best distinct points it evaluated becomes the
 candidate list the portfolio is later chosen from.
 """
 
