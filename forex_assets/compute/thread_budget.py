@@ -65,17 +65,24 @@ def environment_for_children(
     ceiling).
     """
     budget = {**budget_environment(threads, blas_cap), **(overrides or {})}
-    with _environment_lock:
-        saved = {name: os.environ.get(name) for name in budget}
-        os.environ.update(budget)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with _environment_lock, environment_set(budget):
+        yield
+
+
+@contextmanager
+def environment_set(variables: Mapping[str, str]) -> Iterator[None]:
+    """`variables` in this process's environment within the block; afterwards each is
+    back to what it was (unset where it was unset)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def apply_budget(

@@ -15,12 +15,11 @@ import os
 import resource
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from forex_assets.compute.thread_budget import apply_budget
+from forex_assets.compute.thread_budget import apply_budget, environment_set
 from forex_assets.processes import exit_with_parent
 
 
@@ -98,7 +97,7 @@ def worker_main(
             return
         cpu = cpu_seconds()
         try:
-            with _step_environment(command.environment):
+            with environment_set(command.environment):
                 for event in _execute_step(command, instances, term_event):
                     connection.send((EVENT, event))
         except BaseException:
@@ -107,20 +106,6 @@ def worker_main(
             connection.send((WORKER_ERROR, serializable_error_info_from_exc_info(sys.exc_info())))
             return  # state after an escaped error is unknown: let the parent start afresh
         connection.send((STEP_DONE, StepDone(resident_memory_bytes(), cpu_seconds() - cpu)))
-
-
-@contextmanager
-def _step_environment(environment: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _worker_log_manager(instance: Any, dagster_run: Any, run_config: dict) -> Any:
