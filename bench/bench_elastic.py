@@ -10,7 +10,7 @@ Measured for each: wall; CPU seconds of the whole process tree (the command's ru
 which includes every worker it reaped); effective cores = CPU / wall, against the usable
 cores; `trained_models`' wall and CPU seconds (from the run's "Core use" event); and, as
 the never-oversubscribed check, the runnable threads of the command's process tree,
-sampled from /proc every 50 ms (p99 must stay within usable cores + 1).
+sampled from /proc every `RUNNABLE_SAMPLE_S` (p99 must stay within usable cores + 1).
 
 Targets (issue 14): effective cores >= 0.90 of usable; wall >= 1.6x faster than the
 static plan; `trained_models` wall <= 1.15 x its CPU seconds / usable cores.
@@ -28,7 +28,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ import dagster as dg
 import numpy as np
 
 from bench.harness import BenchConfig, BenchResult, BenchRow, Measurement, check
-from bench.process_tree import stat_fields, tree_pids
+from bench.process_tree import TreeSampler
 from forex_assets.compute.machine import detect_machine
 from forex_assets.compute.recorded_run import RecordedRun
 from forex_assets.compute.schedule_simulator import simulate
@@ -46,42 +45,9 @@ from forex_assets.instance.run_record import record_run
 DESCRIPTION = "README command 1: elastic steps vs the static plan (wall, effective cores)"
 DEFAULT_CONFIG = {"repeats": 1}
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE_S = 0.05
 TRAINING_STEP = "trained_models"
 REPLAY_TOLERANCE = 0.15
 RESULTS = REPO / "bench" / "results"
-
-
-class RunnableThreadSampler:
-    """Counts the threads in state R (running or runnable) in a process tree."""
-
-    def __init__(self, root: int):
-        self.root = root
-        self.samples: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="bench-runnable", daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            count = 0
-            for pid in tree_pids(self.root):
-                try:
-                    tasks = os.listdir(f"/proc/{pid}/task")
-                except OSError:
-                    continue
-                for tid in tasks:
-                    fields = stat_fields(f"/proc/{pid}/task/{tid}/stat")
-                    count += bool(fields and fields[0] == "R")
-            self.samples.append(count)
-            self._stop.wait(SAMPLE_S)
-
-    def __enter__(self) -> RunnableThreadSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @dataclass(frozen=True)
@@ -156,7 +122,7 @@ def _run_pipeline(work: Path, name: str, elastic: bool, config: BenchConfig) -> 
     with log.open("w") as out:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=home, env=env, stdout=out, stderr=out)
-        with RunnableThreadSampler(process.pid) as sampler:
+        with TreeSampler() as sampler:  # this process's tree: the command and its workers
             _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)

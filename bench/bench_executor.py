@@ -11,7 +11,7 @@ under the multiprocess executor (``spawn``, ``max_concurrent`` = usable cores, s
 process's LightGBM takes every core) and under ours (``cores`` = usable cores), once with
 ``num_threads`` from `lightgbm_threads()` and once on LightGBM's OpenMP default. While a
 run executes, a thread of this process samples every thread of its process tree each
-`SAMPLE_INTERVAL_S` and counts those in state R (running or waiting for a CPU); effective
+`RUNNABLE_SAMPLE_S` and counts those in state R (running or waiting for a CPU); effective
 cores are the tree's CPU time (this process and its reaped children, less the sampler's
 own time) over the wall time.
 
@@ -35,7 +35,6 @@ import os
 import re
 import resource
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -49,7 +48,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 from bench import executor_jobs as jobs
 from bench.harness import BenchConfig, BenchResult, BenchRow, Measurement, check
-from bench.process_tree import children_by_scan, stat_fields
+from bench.process_tree import RUNNABLE_SAMPLE_S, TreeSampler
 from forex_assets.compute.core_ledger import LEDGER_ENV
 from forex_assets.compute.overrides import resolve_plan
 from forex_assets.compute.plan import PlanSettings
@@ -66,7 +65,6 @@ NOOP_CONCURRENCY = 2
 OVERHEAD_TARGET = 5.0  # stock per-step overhead / ours
 RUNNABLE_LIMIT = 1.25  # x usable cores
 EFFECTIVE_TARGET = 0.85  # x usable cores
-SAMPLE_INTERVAL_S = 0.02
 # Every run logs to the console at WARNING, not DEBUG: thousands of lines otherwise.
 QUIET_CONSOLE = {"console": {"config": {"log_level": "WARNING"}}}
 BIG_MACHINE_CORES = 16
@@ -81,91 +79,6 @@ def usable_cores() -> int:
 
 
 # --------------------------------------------------------------------------- sampling
-
-
-def _task_children(pid: int, tid: str) -> list[int] | None:
-    """Children that thread `tid` of `pid` started (Linux CONFIG_PROC_CHILDREN), if known."""
-    try:
-        with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as handle:
-            return [int(child) for child in handle.read().split()]
-    except OSError:
-        return None
-
-
-def is_log_helper(pid: int) -> bool:
-    """Whether `pid` is one of the processes Dagster's compute-log capture starts per step.
-
-    `LocalComputeLogManager` mirrors a step's stdout and stderr with, for each stream, a
-    ``tail -F`` process and a Python ``watch_orphans.py`` watcher: under any executor.
-    """
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            argv = handle.read().split(b"\0")
-    except OSError:
-        return False
-    return argv[0].endswith(b"tail") or any(a.endswith(b"watch_orphans.py") for a in argv)
-
-
-def runnable_threads(root: int, skip_tid: int) -> tuple[int, int]:
-    """Threads of `root`'s process tree in state R (except the thread `skip_tid`), and how
-    many of those belong to Dagster's compute-log helper processes.
-
-    Walks the tree through each thread's ``children`` file where the kernel provides it
-    (a few reads per process), else through a scan of every process's parent pid.
-    """
-    scanned = None if os.path.exists(f"/proc/{root}/task/{root}/children") else children_by_scan()
-    count = helpers = 0
-    tree = [root]
-    for pid in tree:  # grows while iterating: breadth-first
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        running = 0
-        for tid in tids:
-            if scanned is None:
-                tree.extend(_task_children(pid, tid) or ())
-            if pid == root and int(tid) == skip_tid:
-                continue
-            fields = stat_fields(f"/proc/{pid}/task/{tid}/stat")
-            if fields is not None and fields[0] == "R":
-                running += 1
-        if scanned is not None:
-            tree.extend(scanned.get(pid, ()))
-        count += running
-        if running and pid != root and is_log_helper(pid):
-            helpers += running
-    return count, helpers
-
-
-class TreeSampler:
-    """Counts runnable threads of this process tree every `interval` s, in a thread."""
-
-    def __init__(self, interval: float = SAMPLE_INTERVAL_S):
-        self.interval = interval
-        self.samples: list[int] = []
-        self.without_helpers: list[int] = []
-        self.own_cpu_s = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="bench-tree-sampler", daemon=True)
-
-    def _loop(self) -> None:
-        root, me = os.getpid(), threading.get_native_id()
-        started = time.thread_time()
-        while not self._stop.is_set():
-            count, helpers = runnable_threads(root, me)
-            self.samples.append(count)
-            self.without_helpers.append(count - helpers)
-            self._stop.wait(self.interval)
-        self.own_cpu_s = time.thread_time() - started
-
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def tree_cpu_seconds() -> float:
@@ -639,7 +552,7 @@ def bench_oversubscription(
     stats = spawn.stats
     assert stats is not None
     result.notes.append(
-        f"sampler: every {SAMPLE_INTERVAL_S * 1e3:.0f} ms it reads /proc/<pid>/task/<tid>/stat "
+        f"sampler: every {RUNNABLE_SAMPLE_S * 1e3:.0f} ms it reads /proc/<pid>/task/<tid>/stat "
         "of every thread of this process's tree (state R = running or waiting for a CPU; the "
         "sampler's own thread excluded; 'compute-log helpers' = the `tail -F` and Python "
         "watch_orphans.py processes that Dagster's LocalComputeLogManager starts for each "
