@@ -11,8 +11,10 @@ With `elastic` off (the static plan, `execution: config: {elastic: false}`) ever
 gets the floor split evenly over all tasks, as the plan always did.
 
 Workers are started lazily (`spawn`, never `fork`: forking a process whose OpenMP runtime
-has started threads can deadlock the child), at most one per usable core, each with a
-one-thread environment for the libraries that fix their pools at import (polars) and
+has started threads can deadlock the child), at most one per usable core, without the
+parent's main module where no task is defined in it (a spawned child otherwise runs it
+again: under `dagster job execute` that is the whole Dagster CLI, two seconds a worker),
+each with a one-thread environment for the libraries that fix their pools at import (polars) and
 the machine's cores as numba's ceiling; each task then gets its width with
 `apply_budget`, which is what `step_threads()` and `lightgbm_threads()` read inside it.
 """
@@ -22,10 +24,13 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import sys
 import time
+import types
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any, Generic, TypeVar
@@ -99,16 +104,42 @@ def _run_task(call: Callable[[], R], threads: int) -> tuple[R, float]:
     return call(), time.process_time() - cpu
 
 
-class _SpawnWithEnvironment(SpawnProcess):
-    """A spawned worker whose environment is set before it starts: polars fixes its
-    pool at import, which happens while the worker unpickles its first call."""
+def _defined_in_main(call: Callable) -> bool:
+    target = call.func if isinstance(call, functools.partial) else call
+    return getattr(target, "__module__", None) == "__main__"
 
-    def __init__(self, *args, capacity: int, **kwargs):
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Within the block, a process spawned now does not re-run this one's main module:
+    multiprocessing tells the child to import `sys.modules["__main__"]` by its name or
+    path, and a bare module has neither."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+class _SpawnWithEnvironment(SpawnProcess):
+    """A spawned worker whose environment is set before it starts (polars fixes its
+    pool at import, which happens while the worker unpickles its first call), and that
+    skips the parent's main module unless a task needs it (`needs_main()`)."""
+
+    def __init__(self, *args, capacity: int, needs_main: Callable[[], bool], **kwargs):
         super().__init__(*args, **kwargs)
         self._capacity = capacity
+        self._needs_main = needs_main
 
     def start(self) -> None:
-        with environment_for_children(1, overrides={"NUMBA_NUM_THREADS": str(self._capacity)}):
+        needs_main = self.__dict__.pop("_needs_main")()  # the process object is pickled
+        with ExitStack() as stack:
+            stack.enter_context(
+                environment_for_children(1, overrides={"NUMBA_NUM_THREADS": str(self._capacity)})
+            )
+            if not needs_main:
+                stack.enter_context(_main_module_hidden())
             super().start()
 
 
@@ -130,7 +161,12 @@ class ElasticPool:
         self.max_threads = max(1, min(max_threads or self.budget.capacity, self.budget.capacity))
         self._ledger: CoreLedger | None = self.budget.ledger() if self.budget.elastic else None
         context = SpawnContext()
-        context.Process = functools.partial(_SpawnWithEnvironment, capacity=self.budget.capacity)
+        context.Process = functools.partial(
+            _SpawnWithEnvironment,
+            capacity=self.budget.capacity,
+            needs_main=lambda: self._needs_main,
+        )
+        self._needs_main = False
         self._executor = ProcessPoolExecutor(
             max_workers=self.budget.capacity, mp_context=context, initializer=_initialize_worker
         )
@@ -194,6 +230,7 @@ class ElasticPool:
     def run(self, tasks: Sequence[Task[R]]) -> Iterator[tuple[int, R]]:
         """(index into `tasks`, result) of each task as it finishes; heaviest first."""
         pending = longest_first([task.weight for task in tasks])
+        self._needs_main = self._needs_main or any(_defined_in_main(t.call) for t in tasks)
         while pending or self._running:
             while pending:
                 remaining = sum(tasks[i].weight for i in pending)

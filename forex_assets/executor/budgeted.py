@@ -41,6 +41,7 @@ from forex_assets.compute.plan import (
     ResourcePlan,
 )
 from forex_assets.compute.step_budget import StepBudget
+from forex_assets.defs.assets.markdown import markdown_image
 from forex_assets.executor.scheduling import (
     BudgetedActiveExecution,
     FastConcurrencyContext,
@@ -53,7 +54,6 @@ from forex_assets.executor.symbols import ensure_symbol_partition
 from forex_assets.executor.waits import WAIT_PREFIX, WaitReporter
 from forex_assets.executor.worker_pool import WORKER_START_TIMEOUT_S, WorkerPool
 from forex_assets.instance.orchestrators import reap_dead_runs, register_orchestrator
-from forex_assets.models.plots import markdown_image
 
 # A worker is replaced after this many steps: respawning costs about one step's start-up
 # in the stock executor, so recycling every 100 steps adds ~1 % while bounding leaks.

@@ -9,7 +9,6 @@ so does a run for a partition that is not a symbol's canonical spelling (`eurusd
 
 import dagster as dg
 
-from forex_assets import settings
 from forex_assets.partitions import (
     SYMBOLS_PARTITION_SET,
     partition_key_problem,
@@ -29,6 +28,10 @@ def ensure_symbol_partition(instance: dg.DagsterInstance, symbol: str) -> None:
         raise UnknownSymbolPartitionError(problem)
     if instance.has_dynamic_partition(SYMBOLS_PARTITION_SET, symbol):
         return
+    # Here, not at the top: the executor's workers import this module and never get here,
+    # and the settings pull in the feature configuration (TA-Lib, pandas: seconds).
+    from forex_assets import settings
+
     configured = settings.configured_symbols()
     if symbol not in configured:
         raise UnknownSymbolPartitionError(

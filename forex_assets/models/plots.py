@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Sequence
 
@@ -38,11 +37,6 @@ def equity_png(curves: Sequence[EquityCurve], title: str) -> bytes:
         return buffer.getvalue()
     finally:
         plt.close(figure)
-
-
-def markdown_image(png: bytes, alt: str) -> str:
-    """A markdown image with the PNG inlined, which the Dagster UI renders in place."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
 def curves_of_path(curves: Sequence[EquityCurve], path: int) -> list[EquityCurve]:

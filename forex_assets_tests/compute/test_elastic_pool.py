@@ -205,3 +205,37 @@ def test_tasks_compile_numba_kernels_under_a_narrower_width_than_the_ceiling(led
             [Task(f"n{i}", functools.partial(_numba_kernel_after_budget, 1)) for i in range(2)]
         )
     assert widths == [1, 1]
+
+
+def _main_module_was_rerun() -> bool:
+    """Runs in a pool worker: whether the parent's main script ran again in it (the
+    worker's own main is the `-c` stub that starts it, which has no file)."""
+    return getattr(sys.modules.get("__mp_main__"), "__file__", None) is not None
+
+
+_SCRIPT_WITH_OWN_TASK = """
+import sys
+from forex_assets.compute.elastic_pool import ElasticPool, Task
+from forex_assets_tests.compute.test_elastic_pool import _main_module_was_rerun
+
+def in_this_script() -> int:
+    return 7
+
+if __name__ == "__main__":
+    with ElasticPool() as pool:
+        print("package task, main re-run:", pool.map([Task("probe", _main_module_was_rerun)]))
+    with ElasticPool() as pool:
+        print("script task:", pool.map([Task("own", in_this_script)]))
+"""
+
+
+def test_workers_skip_the_parents_main_script_unless_a_task_lives_there(tmp_path):
+    script = tmp_path / "launcher.py"  # as `dagster job execute` is a script that starts steps
+    script.write_text(_SCRIPT_WITH_OWN_TASK)
+    ran = subprocess.run(
+        [sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert "package task, main re-run: [False]" in ran.stdout
+    assert "script task: [7]" in ran.stdout

@@ -10,7 +10,7 @@ from pydantic import Field
 from forex_assets.code_version import code_version
 from forex_assets.compute.elastic_pool import TASKS_METADATA, task_shape_summary
 from forex_assets.compute.plan import Pool
-from forex_assets.defs.assets.markdown import markdown_table
+from forex_assets.defs.assets.markdown import markdown_image, markdown_table
 from forex_assets.defs.keys import (
     CPCV_FOLDS,
     DEFLATED_SHARPE_RATIO,
@@ -32,7 +32,7 @@ from forex_assets.market.bar_schema import TIME
 from forex_assets.market.instruments import instrument_for
 from forex_assets.models.cpcv_training import BLEND, CpcvTraining, train_on_cpcv
 from forex_assets.models.dataset import PROBABILITY_COLUMNS, TrainingData
-from forex_assets.models.plots import curves_of_path, equity_png, markdown_image
+from forex_assets.models.plots import curves_of_path, equity_png
 from forex_assets.models.registry import model_spec, model_specs
 from forex_assets.models.signal_trading import round_trip_cost
 from forex_assets.models.stacking import BLENDER_FORMAT

@@ -11,7 +11,7 @@ import polars as pl
 
 from forex_assets.code_version import code_version
 from forex_assets.compute.plan import Pool
-from forex_assets.defs.assets.markdown import markdown_table
+from forex_assets.defs.assets.markdown import markdown_image, markdown_table
 from forex_assets.defs.keys import (
     EVOLVED_STRATEGIES,
     STRATEGIES_GROUP,
@@ -27,7 +27,7 @@ from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.market.contract import Contract
 from forex_assets.market.fx_calendar import FxCalendar
 from forex_assets.models.evaluation import EquityCurve
-from forex_assets.models.plots import equity_png, markdown_image
+from forex_assets.models.plots import equity_png
 from forex_assets.partitions import symbol_partitions
 from forex_assets.prop_firms.registry import preset
 from forex_assets.storage.strategy_ledger import StrategyRecord, record_strategies

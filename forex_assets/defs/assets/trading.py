@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from forex_assets.defs.assets.markdown import markdown_table
+from forex_assets.defs.assets.markdown import markdown_image, markdown_table
 from forex_assets.defs.assets.strategies import GENE_COLUMNS
 from forex_assets.defs.keys import (
     EVOLVED_STRATEGIES,
@@ -19,7 +19,7 @@ from forex_assets.features.feature_config import FeatureSettings
 from forex_assets.market.fx_calendar import FxCalendar
 from forex_assets.models.cpcv_training import BLEND
 from forex_assets.models.evaluation import EquityCurve
-from forex_assets.models.plots import equity_png, markdown_image
+from forex_assets.models.plots import equity_png
 from forex_assets.partitions import symbol_partitions
 from forex_assets.prop_firms.registry import preset
 from forex_assets.trading.paper_trading import PaperTrading, PaperTradingSettings, paper_trade
