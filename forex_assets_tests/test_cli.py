@@ -38,7 +38,7 @@ def test_two_train_runs_at_once_share_the_cores_and_run_the_chain_with_progress(
     env = {
         **os.environ,
         "FOREX_ASSETS_HOME": str(tmp_path / "home"),
-        "FOREX_ASSETS_SAMPLE_YEARS": "0.1",
+        "FOREX_ASSETS_SAMPLE_YEARS": "0.05",
     }
     env.pop("DAGSTER_HOME", None)
     logs = {symbol: tmp_path / f"{symbol}.log" for symbol in ("eurusd", "gbpusd")}
@@ -87,8 +87,8 @@ def test_two_train_runs_at_once_share_the_cores_and_run_the_chain_with_progress(
     assert listed.stdout.split() == ["EURUSD", "GBPUSD"]
     queried = _cli("query", "select 1000 + count(*) as marker from bars_mn1", env=env, cwd=tmp_path)
     assert queried.returncode == 0, queried.stderr
-    # 0.1 years from 2023-01-01: January and February, for each of the two symbols
-    assert "1004" in queried.stdout
+    # 0.05 years from 2023-01-01: one month bar (January) for each of the two symbols
+    assert "1002" in queried.stdout
     # The run's final model, loaded back, scores the stored feature matrix.
     predicted = _cli("predict", "--symbol", "eurusd", "--last", "2", env=env, cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr

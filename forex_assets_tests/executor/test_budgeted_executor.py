@@ -66,22 +66,14 @@ def _max_overlap(intervals) -> int:
     return peak
 
 
-def test_pool_limit_holds_within_a_run_and_parallelism_is_used(instance):
+def test_pool_limits_hold_and_are_logged_and_a_limit_set_on_the_instance_wins(instance):
+    """The run config's pool limit bounds a run and is used, the plan is logged and
+    synced into the instance; a limit a user then sets on the instance wins over it."""
     result = _run(instance, jobs_for_tests.pool_job, {"tf_loads": 2})
     assert result.success
     intervals = _intervals(instance, result.run_id)
     assert len(intervals) == 6
     assert _max_overlap(intervals.values()) == 2  # bounded by the pool, and the pool is used
-
-
-def test_pool_limit_of_one_serializes_steps(instance):
-    result = _run(instance, jobs_for_tests.pool_job, {"tf_loads": 1})
-    assert result.success
-    assert _max_overlap(_intervals(instance, result.run_id).values()) == 1
-
-
-def test_plan_is_written_to_the_event_log(instance):
-    result = _run(instance, jobs_for_tests.pool_job, {"tf_loads": 2})
     messages = [
         r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records
     ]
@@ -90,9 +82,6 @@ def test_plan_is_written_to_the_event_log(instance):
     limits = {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}
     assert limits["tf_loads"] == 2  # synced into the instance for other runs
 
-
-def test_limit_set_by_hand_on_the_instance_wins(instance):
-    _run(instance, jobs_for_tests.pool_job, {"tf_loads": 2})
     instance.event_log_storage.set_concurrency_slots("tf_loads", 1)
     result = _run(instance, jobs_for_tests.pool_job, {"tf_loads": 2})
     assert _max_overlap(_intervals(instance, result.run_id).values()) == 1
@@ -100,6 +89,12 @@ def test_limit_set_by_hand_on_the_instance_wins(instance):
         r.event_log_entry.message for r in instance.get_records_for_run(result.run_id).records
     )
     assert "keeping the limit 1 set on the instance" in messages
+
+
+def test_pool_limit_of_one_serializes_steps(instance):
+    result = _run(instance, jobs_for_tests.pool_job, {"tf_loads": 1})
+    assert result.success
+    assert _max_overlap(_intervals(instance, result.run_id).values()) == 1
 
 
 def _env(dagster_home: Path) -> dict[str, str]:
