@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any, Generic, TypeVar
 
-from forex_assets.compute.core_ledger import CoreLedger, lease_holder
-from forex_assets.compute.step_budget import StepBudget
+from forex_assets.compute.core_ledger import lease_holder
+from forex_assets.compute.step_budget import CoreLeases, StepBudget
 from forex_assets.compute.task_shapes import longest_first, static_threads, task_threads
 from forex_assets.compute.thread_budget import apply_budget, environment_for_children
 from forex_assets.processes import exit_with_parent
@@ -159,7 +159,7 @@ class ElasticPool:
     def __init__(self, budget: StepBudget | None = None, max_threads: int | None = None):
         self.budget = budget or StepBudget.current()
         self.max_threads = max(1, min(max_threads or self.budget.capacity, self.budget.capacity))
-        self._ledger: CoreLedger | None = self.budget.ledger() if self.budget.elastic else None
+        self._leases: CoreLeases | None = self.budget.leases()
         context = SpawnContext()
         context.Process = functools.partial(
             _SpawnWithEnvironment,
@@ -170,7 +170,7 @@ class ElasticPool:
         self._executor = ProcessPoolExecutor(
             max_workers=self.budget.capacity, mp_context=context, initializer=_initialize_worker
         )
-        self._leases = itertools.count()
+        self._lease_numbers = itertools.count()
         self._started = time.monotonic()
         self._running: dict[Future, _Running] = {}
         self.records: list[TaskRecord] = []
@@ -191,8 +191,8 @@ class ElasticPool:
 
     def _return_leases(self) -> None:
         for running in self._running.values():
-            if running.lease and self._ledger is not None:
-                self._ledger.release(running.lease)
+            if running.lease and self._leases is not None:
+                self._leases.release(running.lease)
         self._running.clear()
 
     def _threads(self, free: int, weight: float, remaining: float, tasks: int) -> int:
@@ -213,9 +213,9 @@ class ElasticPool:
             return max(0, chosen["threads"] - floor_free)
 
         lease = None
-        if self._ledger is not None and self.budget.holder is not None:
-            lease = lease_holder(self.budget.holder, f"{os.getpid()}-{next(self._leases)}")
-            leased = self._ledger.lease(lease, want)
+        if self._leases is not None and self.budget.holder is not None:
+            lease = lease_holder(self.budget.holder, f"{os.getpid()}-{next(self._lease_numbers)}")
+            leased = self._leases.lease(lease, want)
         else:
             leased = want(0)
         threads = chosen["threads"]
@@ -244,8 +244,8 @@ class ElasticPool:
             )
             for future in done:
                 running = self._running.pop(future)
-                if running.lease and self._ledger is not None:
-                    self._ledger.release(running.lease)
+                if running.lease and self._leases is not None:
+                    self._leases.release(running.lease)
                 result, cpu = future.result()
                 now = time.monotonic()
                 self.records.append(

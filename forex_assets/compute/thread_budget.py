@@ -113,9 +113,10 @@ def apply_budget(
     return library_threads()
 
 
-def step_threads() -> int:
-    """This step's thread budget (the whole usable machine outside a budgeted executor)."""
-    raw = os.environ.get(STEP_THREADS_ENV, "")
+def step_threads(environ: Mapping[str, str] | None = None) -> int:
+    """This step's thread budget (the whole usable machine outside a budgeted executor),
+    from this process's environment or `environ`."""
+    raw = (os.environ if environ is None else environ).get(STEP_THREADS_ENV, "")
     if raw.isdecimal() and int(raw) > 0:  # not isdigit(): int("²") raises
         return int(raw)
     from forex_assets.compute.machine import detect_machine

@@ -21,6 +21,13 @@ Why it is built this way:
   `apply_budget`, as `step_worker` does, before handing over to Dagster's
   `api execute_step`. That is why the job's entry point is this module.
 
+- **Elastic steps lease Ray CPUs.** A step's Ray job reserves its floor; a step that fans
+  out (`ElasticPool`) is told, through the same environment, its name and that it
+  leases from Ray (`StepBudget(ray_leases=True)`), and each task's extra CPUs are a
+  Ray placement group on the step's node (`compute.ray_leases`): the CPUs Ray has
+  reserved for a step are always its floor plus what it leases. `elastic: false` keeps
+  every step at its floor, as the static plan does locally.
+
 The plan describes the machine the run starts on (its cores cap every budget). Ray
 nodes should have at least that many CPUs, else a wide step waits forever in Ray's
 queue. The core ledger and the `symbols` stage slot are machine-local and not used
@@ -47,6 +54,7 @@ from dagster_ray.core.run_launcher import RayRunLauncher
 
 from forex_assets.compute.overrides import resolve_plan
 from forex_assets.compute.plan import PlanSettings, ResourcePlan
+from forex_assets.compute.step_budget import StepBudget
 from forex_assets.compute.thread_budget import (
     BLAS_THREAD_VARIABLES,
     STEP_THREADS_ENV,
@@ -58,21 +66,38 @@ from forex_assets.executor.budgeted import (
     PLAN_CONFIG_DESCRIPTIONS,
     plan_summary,
 )
-from forex_assets.executor.scheduling import requested_threads, sync_instance_pool_limits
+from forex_assets.executor.scheduling import (
+    requested_threads,
+    step_pool,
+    sync_instance_pool_limits,
+)
 
 STEP_ENTRY_MODULE = "forex_assets.executor.ray_budgets"
 
 
 def ray_step_requests(
-    steps: Sequence[ExecutionStep], plan: ResourcePlan
+    steps: Sequence[ExecutionStep], plan: ResourcePlan, run_id: str, elastic: bool = True
 ) -> dict[str, RayExecutionConfig]:
-    """Each step's Ray request: its thread budget as CPUs and as its process environment."""
+    """Each step's Ray request: its thread budget as CPUs and as its process environment,
+    with the budget an elastic step leases more Ray CPUs under (`StepBudget`)."""
     requests = {}
     for step in steps:
         threads = requested_threads(step, plan)
+        budget = StepBudget(
+            floor=threads,
+            capacity=plan.cores,
+            elastic=elastic and step_pool(step) not in plan.explicit_threads,
+            holder=f"{run_id}:{step.key}",
+            ray_leases=True,
+        )
         requests[step.key] = RayExecutionConfig(
             num_cpus=threads,
-            runtime_env={"env_vars": budget_environment(threads, plan.blas_threads_cap)},
+            runtime_env={
+                "env_vars": {
+                    **budget_environment(threads, plan.blas_threads_cap),
+                    **budget.environment(),
+                }
+            },
         )
     return requests
 
@@ -95,6 +120,7 @@ class BudgetedRayStepHandler(RayStepHandler):
     """dagster-ray's step handler, launching every step with its budget."""
 
     plan: ResourcePlan | None = None  # set by the executor when the run starts
+    elastic: bool = True  # the run config's `elastic`, set with the plan
 
     @property
     def name(self) -> str:
@@ -105,7 +131,8 @@ class BudgetedRayStepHandler(RayStepHandler):
         step_key = self._get_step_key(step_handler_context)
         step_context = step_handler_context.get_step_context(step_key)
         step = step_context.step
-        request = ray_step_requests([step], self.plan)[step_key]
+        run_id = step_handler_context.dagster_run.run_id
+        request = ray_step_requests([step], self.plan, run_id, self.elastic)[step_key]
         config = with_budget(RayExecutionConfig.from_tags(step.tags), request, self.runtime_env)
         budgeted_step = step._replace(
             tags={**step.tags, USER_DEFINED_RAY_KEY: config.model_dump_json(exclude_none=True)}
@@ -138,10 +165,17 @@ class BudgetedRayStepHandler(RayStepHandler):
 class BudgetedRayExecutor(StepDelegatingExecutor):
     """Resolves the plan when the run starts, then delegates steps to the Ray handler."""
 
-    def __init__(self, step_handler: BudgetedRayStepHandler, settings: PlanSettings, **kwargs):
+    def __init__(
+        self,
+        step_handler: BudgetedRayStepHandler,
+        settings: PlanSettings,
+        elastic: bool = True,
+        **kwargs,
+    ):
         super().__init__(step_handler, **kwargs)
         self._budget_handler = step_handler
         self._plan_settings = settings
+        self._elastic = elastic
 
     def execute(
         self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
@@ -151,6 +185,7 @@ class BudgetedRayExecutor(StepDelegatingExecutor):
         limits = sync_instance_pool_limits(plan_context.instance, plan, notes.append)
         plan = dataclasses.replace(plan, pool_limits=limits)
         self._budget_handler.plan = plan
+        self._budget_handler.elastic = self._elastic
         # StepDelegatingExecutor yields what it reads back from the event log, so events
         # are logged here, not yielded (yielding would duplicate them).
         DagsterEvent.engine_event(
@@ -169,7 +204,7 @@ class BudgetedRayExecutor(StepDelegatingExecutor):
 
 RAY_BUDGET_CONFIG = {
     "ray": RayExecutorConfig.to_config_schema().as_field(),
-    **{name: BUDGET_CONFIG[name] for name in (*PLAN_CONFIG_DESCRIPTIONS, "retries")},
+    **{name: BUDGET_CONFIG[name] for name in (*PLAN_CONFIG_DESCRIPTIONS, "elastic", "retries")},
 }
 
 
@@ -213,6 +248,7 @@ def ray_budgeted_executor(init_context: dg.InitExecutorContext) -> Executor:
     return BudgetedRayExecutor(
         handler,
         PlanSettings(**{name: config[name] for name in PLAN_CONFIG_DESCRIPTIONS}),
+        elastic=config["elastic"],
         retries=RetryMode.from_config(config["retries"]),
         should_verify_step=True,
     )

@@ -3,6 +3,7 @@
 Importing this module needs dagster-ray (its executor); the steps themselves also need Ray.
 """
 
+import functools
 import json
 import os
 import time
@@ -16,6 +17,8 @@ from forex_assets_tests.executor.jobs_for_tests import PROBE_DIR_ENV
 
 # Long enough that two steps holding more CPUs than the node has would visibly overlap.
 HOLD_S = 1.0
+# Long enough that the elastic probe's second task starts while its first still runs.
+TASK_S = 3.0
 RUNTIME_ENV_MARKER = "FOREX_TEST_RUNTIME_ENV"
 
 
@@ -68,20 +71,48 @@ def record_step(name: str) -> None:
     (Path(os.environ[PROBE_DIR_ENV]) / f"{name}.json").write_text(json.dumps(record))
 
 
-@dg.op(pool="features")
+def _held_task(seconds: float) -> int:
+    """A task of the elastic probe: holds its width for a while and reports it."""
+    from forex_assets.compute.thread_budget import step_threads
+
+    time.sleep(seconds)
+    return step_threads()
+
+
+@dg.op(pool="features", out=dg.Out(dg.Nothing))
 def features_probe() -> None:
     record_step("features_probe")
 
 
-@dg.op(pool="training")
+@dg.op(pool="training", out=dg.Out(dg.Nothing))
 def training_probe() -> None:
     record_step("training_probe")
 
 
+@dg.op(
+    pool="features", ins={"after_features": dg.In(dg.Nothing), "after_training": dg.In(dg.Nothing)}
+)
+def elastic_probe() -> None:
+    """A step that fans out, alone on the cluster: its second task leases a Ray CPU."""
+    from forex_assets.compute.elastic_pool import ElasticPool, Task
+    from forex_assets.compute.step_budget import StepBudget
+
+    record_step("elastic_probe")
+    budget = StepBudget.current()
+    with ElasticPool(budget) as pool:
+        widths = pool.map([Task(f"t{i}", functools.partial(_held_task, TASK_S)) for i in range(2)])
+    tasks = {
+        "holder": budget.holder,
+        "ray_leases": budget.ray_leases,
+        "widths": widths,
+        "records": [r.as_json() for r in pool.records],
+    }
+    (Path(os.environ[PROBE_DIR_ENV]) / "elastic_probe_tasks.json").write_text(json.dumps(tasks))
+
+
 @dg.job(executor_def=ray_budgeted_executor)
 def ray_probe_job():
-    features_probe()
-    training_probe()
+    elastic_probe(after_features=features_probe(), after_training=training_probe())
 
 
 defs = dg.Definitions(jobs=[ray_probe_job])

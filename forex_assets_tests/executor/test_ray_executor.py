@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from dagster._core.execution.api import create_execution_plan
 from forex_assets.compute.machine import MachineResources, detect_machine
 from forex_assets.compute.overrides import resolve_plan
 from forex_assets.compute.plan import GiB, PlanSettings, plan_resources
+from forex_assets.compute.step_budget import StepBudget
 from forex_assets.compute.thread_budget import budget_environment
 from forex_assets.executor.scheduling import THREADS_TAG, requested_threads
 from forex_assets_tests.executor.jobs_for_tests import PROBE_DIR_ENV
@@ -58,6 +60,41 @@ def _descendants(pid: int) -> list[int]:
             found.append(child)
             queue.append(child)
     return found
+
+
+class _PlacementGroupWatch(threading.Thread):
+    """Polls the cluster's placement groups while a run goes: name -> CPUs and states."""
+
+    def __init__(self, address: str):
+        super().__init__(daemon=True)
+        self.address = address
+        self.seen: dict[str, dict] = {}
+        self._done = threading.Event()
+
+    def _poll(self) -> None:
+        from ray.util.state import list_placement_groups
+
+        for group in list_placement_groups(address=self.address, detail=True):
+            entry = self.seen.setdefault(
+                group.name,
+                {"cpus": sum(b["unit_resources"].get("CPU", 0) for b in group.bundles),
+                 "states": set(), "last": None},
+            )  # fmt: skip
+            entry["states"].add(group.state)
+            entry["last"] = group.state
+
+    def run(self) -> None:
+        while not self._done.wait(0.2):
+            self._poll()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self.join(30)
+        self._poll()  # the final states, once the run ended
 
 
 @dataclass(frozen=True)
@@ -170,16 +207,20 @@ def test_step_requests_are_the_local_budgets():
 
     plan = plan_resources(MachineResources(16, 64 * GiB), PlanSettings(blas_threads=2))
     steps = create_execution_plan(every_kind).get_steps_to_execute_in_topo_order()
-    requests = ray_step_requests(steps, plan)
+    requests = ray_step_requests(steps, plan, "run-1")
 
     expected = {"load": 1, "features": 1, "train": 4, "train_wide": 16, "tagged": 3, "plain": 1}
     assert {key: r.num_cpus for key, r in requests.items()} == expected
     assert {s.key: requested_threads(s, plan) for s in steps} == expected
     for key, threads in expected.items():
         env = requests[key].runtime_env["env_vars"]
-        assert env == budget_environment(threads, blas_cap=2)
+        elastic = StepBudget(threads, 16, True, holder=f"run-1:{key}", ray_leases=True)
+        assert env == {**budget_environment(threads, blas_cap=2), **elastic.environment()}
         assert env["FOREX_ASSETS_STEP_THREADS"] == str(threads)
         assert env["OMP_NUM_THREADS"] == str(min(threads, 2))
+        assert StepBudget.current(env) == elastic  # what the step reads back: it leases Ray CPUs
+    static = ray_step_requests(steps, plan, "run-1", elastic=False)["train"]
+    assert StepBudget.current(static.runtime_env["env_vars"]).leases() is None
 
 
 def test_an_ops_own_ray_config_keeps_all_but_cpus_and_thread_variables():
@@ -227,6 +268,9 @@ def test_steps_run_on_ray_with_the_local_budgets(ray_head, instance, monkeypatch
         pytest.skip("a training budget of 2 threads needs 2 usable cores")
     # How an operator points runs at a cluster (Ray's job client reads it, over any config).
     monkeypatch.setenv("RAY_ADDRESS", ray_head.dashboard_url)
+    # The elastic probe's tasks live in this test package, which its pool workers (spawned
+    # by the step's Ray job) import: the package is not installed, so give them its path.
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
     from ray.job_submission import JobSubmissionClient
     from ray.util.state import list_nodes
 
@@ -237,15 +281,19 @@ def test_steps_run_on_ray_with_the_local_budgets(ray_head, instance, monkeypatch
             "config": {
                 "training_threads": 2,
                 "ray": {
-                    "env_vars": [PROBE_DIR_ENV],
+                    "env_vars": [PROBE_DIR_ENV, "PYTHONPATH"],
                     "runtime_env": {"env_vars": {jobs.RUNTIME_ENV_MARKER: "kept"}},
                 },
             }
         }
     }
-    with dg.execute_job(
-        dg.reconstructable(jobs.ray_probe_job), instance=instance, run_config=run_config
-    ) as result:
+    groups = _PlacementGroupWatch(ray_head.dashboard_url)
+    with (
+        groups,
+        dg.execute_job(
+            dg.reconstructable(jobs.ray_probe_job), instance=instance, run_config=run_config
+        ) as result,
+    ):
         if not result.success:
             client = JobSubmissionClient(ray_head.dashboard_url)
             logs = "\n".join(
@@ -264,7 +312,7 @@ def test_steps_run_on_ray_with_the_local_budgets(ray_head, instance, monkeypatch
         jobs.ray_probe_job, run_config=run_config
     ).get_steps_to_execute_in_topo_order()
     budgets = {s.key: requested_threads(s, plan) for s in steps}
-    assert budgets == {"features_probe": 1, "training_probe": 2}
+    assert budgets == {"features_probe": 1, "training_probe": 2, "elastic_probe": 1}
 
     client = JobSubmissionClient(ray_head.dashboard_url)
     (node,) = list_nodes(address=ray_head.dashboard_url)
@@ -287,8 +335,22 @@ def test_steps_run_on_ray_with_the_local_budgets(ray_head, instance, monkeypatch
         assert any(f'"{key}" in Ray job' in m for m in worker_events), worker_events
     assert records["features_probe"]["pid"] != records["training_probe"]["pid"]
     # 2 + 1 CPUs do not fit the head's 2: Ray must have run the steps one after the other.
-    first, second = sorted(records.values(), key=lambda r: r["started"])
+    first, second = sorted(
+        [records["features_probe"], records["training_probe"]], key=lambda r: r["started"]
+    )
     assert first["ended"] <= second["started"], (first, second)
+
+    # The elastic step, alone on the 2-CPU head with a floor of 1, ran its two tasks at
+    # once: the second on a Ray CPU it leased as a placement group, removed afterwards.
+    tasks = json.loads((probes / "elastic_probe_tasks.json").read_text())
+    assert tasks["ray_leases"] and tasks["widths"] == [1, 1]
+    assert sorted(r["leased"] for r in tasks["records"]) == [0, 1]
+    early, late = sorted(tasks["records"], key=lambda r: r["start_s"])
+    assert late["start_s"] < early["start_s"] + early["seconds"]  # they overlapped
+    leases = {name: g for name, g in groups.seen.items() if name.startswith(tasks["holder"])}
+    assert [g["cpus"] for g in leases.values()] == [1.0], groups.seen
+    assert all(g["states"] >= {"CREATED"} for g in leases.values()), leases
+    assert all(g["last"] == "REMOVED" for g in leases.values()), leases
 
 
 def test_the_ray_code_location_runs_every_job_on_the_budgeted_ray_executor():
