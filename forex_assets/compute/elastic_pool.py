@@ -65,7 +65,7 @@ class TaskRecord:
     task: str
     threads: int
     leased: int  # of `threads`, how many were leased beyond the step's floor
-    start_s: float  # since the pool started
+    start_s: float  # seconds since the epoch: comparable across the pools of one step
     seconds: float
     cpu_s: float  # CPU time of the task's process while it ran the task (all threads)
 
@@ -171,7 +171,7 @@ class ElasticPool:
             max_workers=self.budget.capacity, mp_context=context, initializer=_initialize_worker
         )
         self._lease_numbers = itertools.count()
-        self._started = time.monotonic()
+        self._epoch = time.time() - time.monotonic()  # monotonic -> epoch seconds
         self._running: dict[Future, _Running] = {}
         self.records: list[TaskRecord] = []
 
@@ -253,7 +253,7 @@ class ElasticPool:
                         tasks[running.index].name,
                         running.threads,
                         running.leased,
-                        running.start - self._started,
+                        self._epoch + running.start,
                         now - running.start,
                         cpu,
                     )

@@ -3,11 +3,14 @@
 The Dagster asset only gathers inputs and reports; everything between the feature matrix
 and the scored out-of-fold paths happens here. The training arrays are spilled to a
 temporary directory and memory-mapped, by this process and by every training worker, so
-one copy lives in the page cache however many processes read it.
+one copy lives in the page cache however many processes read it. The paths' stacking
+blenders (a logistic regression per group, seconds per path) run as tasks of an
+`ElasticPool` too, one per path, so they spread over the cores the training used.
 """
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forex_assets.compute.elastic_pool import TaskRecord
+from forex_assets.compute.elastic_pool import ElasticPool, Task, TaskRecord
 from forex_assets.market.fx_calendar import DEFAULT_CALENDAR, FxCalendar
 from forex_assets.models.dataset import TrainingData
 from forex_assets.models.evaluation import Evaluation, evaluate_paths
@@ -45,7 +48,7 @@ class CpcvTraining:
     fingerprint: str
     feature_names: tuple[str, ...]
     rows: int
-    tasks: tuple[TaskRecord, ...]  # how each split task ran: threads, leases, seconds, CPU
+    tasks: tuple[TaskRecord, ...]  # how each split and stacking task ran: threads, leases, s, CPU
 
 
 def train_on_cpcv(
@@ -78,14 +81,23 @@ def train_on_cpcv(
             model: path_probabilities(plan.paths, plan.group_bounds, results, model)
             for model in names
         }
-        path_proba[BLEND] = np.stack(
-            [
-                time_ordered_stack(
-                    [path_proba[m][path] for m in names], classes, t0, t1, plan.group_bounds
-                )
-                for path in range(plan.n_paths)
-            ]
-        )
+        stacks = [
+            Task(
+                f"stack_path_{path}",
+                functools.partial(
+                    time_ordered_stack,
+                    [path_proba[m][path] for m in names],
+                    classes,
+                    t0,
+                    t1,
+                    plan.group_bounds,
+                ),
+            )
+            for path in range(plan.n_paths)
+        ]
+        with ElasticPool(max_threads=1) as pool:  # the fits are single-threaded numpy
+            path_proba[BLEND] = np.stack(pool.map(stacks))
+        tasks.extend(pool.records)
         evaluation = evaluate_paths(path_proba, data, cost, calendar=calendar)
         feature_names, rows = data.feature_names, data.rows
     # The blender the final refit models go with, fitted on every out-of-fold row once;
