@@ -32,7 +32,9 @@ def _cli(*args: str, env: dict[str, str], cwd) -> subprocess.CompletedProcess:
     )
 
 
-def test_two_train_runs_at_once_share_the_cores_and_run_the_chain_with_progress(tmp_path):
+def test_two_train_runs_at_once_share_the_cores_and_run_the_chain_with_progress(
+    tmp_path, monkeypatch, capsys
+):
     """Two `train` commands on one machine (one home): both run the whole chain, and the
     core ledger they share shows every step of both, never more than the cores at once."""
     env = {
@@ -83,18 +85,19 @@ def test_two_train_runs_at_once_share_the_cores_and_run_the_chain_with_progress(
     assert (store / "feature_matrix" / "symbol=GBPUSD" / "data.parquet").exists()
     assert (tmp_path / "home" / "dagster_home").is_dir()  # runs recorded without DAGSTER_HOME
 
-    listed = _cli("symbols", "list", env=env, cwd=tmp_path)
-    assert listed.stdout.split() == ["EURUSD", "GBPUSD"]
-    queried = _cli("query", "select 1000 + count(*) as marker from bars_mn1", env=env, cwd=tmp_path)
-    assert queried.returncode == 0, queried.stderr
+    # What the runs left, read back in process (the same commands, without a start-up each).
+    monkeypatch.setenv("FOREX_ASSETS_HOME", env["FOREX_ASSETS_HOME"])
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    capsys.readouterr()
+    assert main(["symbols", "list"]) == 0
+    assert capsys.readouterr().out.split() == ["EURUSD", "GBPUSD"]
+    assert main(["query", "select 1000 + count(*) as marker from bars_mn1"]) == 0
     # 0.05 years from 2023-01-01: one month bar (January) for each of the two symbols
-    assert "1002" in queried.stdout
+    assert "1002" in capsys.readouterr().out
     # The run's final model, loaded back, scores the stored feature matrix.
-    predicted = _cli("predict", "--symbol", "eurusd", "--last", "2", env=env, cwd=tmp_path)
-    assert predicted.returncode == 0, predicted.stderr
-    assert (
-        "EURUSD run " in predicted.stdout and ": lightgbm + mlp blended over " in predicted.stdout
-    )
+    assert main(["predict", "--symbol", "eurusd", "--last", "2"]) == 0
+    predicted = capsys.readouterr().out
+    assert "EURUSD run " in predicted and ": lightgbm + mlp blended over " in predicted
 
 
 def test_bad_symbol_is_refused_with_a_reason(tmp_path):

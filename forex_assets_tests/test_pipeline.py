@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from forex_assets import settings
+from forex_assets.cli import main as cli_main
 from forex_assets.compute.core_ledger import CoreLedger, default_ledger_path
 from forex_assets.definitions import build_definitions
 from forex_assets.defs.checks import MODEL_GATE
@@ -330,7 +331,9 @@ def _kill_when_started(command, env, cwd, home: Path, step: str, whole: bool) ->
     return run_id
 
 
-def test_kills_at_every_phase_then_train_and_dagster_job_execute_share_one_home(tmp_path):
+def test_kills_at_every_phase_then_train_and_dagster_job_execute_share_one_home(
+    tmp_path, monkeypatch, capsys
+):
     """The README's two ways to run the pipeline on one fresh home, each killed (kill -9 of
     its process group, or of one worker) at another phase of the run before it: every next
     run gets to its phase without waiting on the dead holders, then a `train` and a
@@ -387,7 +390,11 @@ def test_kills_at_every_phase_then_train_and_dagster_job_execute_share_one_home(
     for tf in Timeframe:
         assert (store / "bars" / tf.value.lower() / "symbol=AUDUSD" / "data.parquet").exists()
     assert (store / "paper_trading" / "symbol=AUDUSD" / "data.parquet").exists()
-    orphans = [*train[:3], "models", "orphans"]
-    subprocess.run([*orphans, "--delete"], env=env, cwd=tmp_path, check=True)
-    listed = subprocess.run(orphans, env=env, cwd=tmp_path, capture_output=True, text=True)
-    assert "no orphaned model folders" in listed.stdout, listed.stdout
+    for name, value in env.items():  # the orphan sweep in process, on the same home
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv(settings.ENV_HOME, raising=False)
+    assert cli_main(["models", "orphans", "--delete"]) == 0
+    capsys.readouterr()
+    assert cli_main(["models", "orphans"]) == 0
+    listed = capsys.readouterr().out
+    assert "no orphaned model folders" in listed, listed

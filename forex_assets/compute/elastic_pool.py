@@ -173,6 +173,7 @@ class ElasticPool:
         self._lease_numbers = itertools.count()
         self._epoch = time.time() - time.monotonic()  # monotonic -> epoch seconds
         self._running: dict[Future, _Running] = {}
+        self._ceiling = self.max_threads  # the running batch's widest task (`run`)
         self.records: list[TaskRecord] = []
 
     def __enter__(self) -> ElasticPool:
@@ -197,8 +198,8 @@ class ElasticPool:
 
     def _threads(self, free: int, weight: float, remaining: float, tasks: int) -> int:
         if self.budget.elastic:
-            return min(self.max_threads, task_threads(free, weight, remaining))
-        return min(self.max_threads, static_threads(self.budget.floor, tasks))
+            return min(self._ceiling, task_threads(free, weight, remaining))
+        return min(self._ceiling, static_threads(self.budget.floor, tasks))
 
     def _start(self, index: int, task: Task, remaining: float, tasks: int) -> bool:
         """Start `task` if cores are free for it now; False leaves it waiting."""
@@ -227,8 +228,14 @@ class ElasticPool:
         )
         return True
 
-    def run(self, tasks: Sequence[Task[R]]) -> Iterator[tuple[int, R]]:
-        """(index into `tasks`, result) of each task as it finishes; heaviest first."""
+    def run(
+        self, tasks: Sequence[Task[R]], max_threads: int | None = None
+    ) -> Iterator[tuple[int, R]]:
+        """(index into `tasks`, result) of each task as it finishes; heaviest first.
+
+        `max_threads` narrows this batch's tasks below the pool's own ceiling (a batch of
+        single-threaded fits after a batch of wide ones reuses the same warm workers)."""
+        self._ceiling = min(self.max_threads, max_threads or self.max_threads)
         pending = longest_first([task.weight for task in tasks])
         self._needs_main = self._needs_main or any(_defined_in_main(t.call) for t in tasks)
         while pending or self._running:
@@ -260,7 +267,7 @@ class ElasticPool:
                 )
                 yield running.index, result
 
-    def map(self, tasks: Sequence[Task[R]]) -> list[R]:
-        """Every task's result, in the order of `tasks`."""
-        results = dict(self.run(tasks))
+    def map(self, tasks: Sequence[Task[R]], max_threads: int | None = None) -> list[R]:
+        """Every task's result, in the order of `tasks` (`max_threads` as in `run`)."""
+        results = dict(self.run(tasks, max_threads))
         return [results[i] for i in range(len(tasks))]

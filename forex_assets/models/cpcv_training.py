@@ -4,8 +4,8 @@ The Dagster asset only gathers inputs and reports; everything between the featur
 and the scored out-of-fold paths happens here. The training arrays are spilled to a
 temporary directory and memory-mapped, by this process and by every training worker, so
 one copy lives in the page cache however many processes read it. The paths' stacking
-blenders (a logistic regression per group, seconds per path) run as tasks of an
-`ElasticPool` too, one per path, so they spread over the cores the training used.
+blenders (a logistic regression per group, seconds per path) run as tasks of the same
+`ElasticPool`, one per path, on the workers the training warmed, over the cores it used.
 """
 
 from __future__ import annotations
@@ -73,31 +73,40 @@ def train_on_cpcv(
         data_dir = Path(work) / "data"
         data = data.spill(data_dir)
         tasks: list[TaskRecord] = []
-        results, final = train_all(
-            data_dir, [(s.train, s.test) for s in plan.splits], settings, out_dir, progress, tasks
-        )
-        classes, t0, t1 = np.array(data.classes), np.array(data.t0), np.array(data.t1)
-        path_proba = {
-            model: path_probabilities(plan.paths, plan.group_bounds, results, model)
-            for model in names
-        }
-        stacks = [
-            Task(
-                f"stack_path_{path}",
-                functools.partial(
-                    time_ordered_stack,
-                    [path_proba[m][path] for m in names],
-                    classes,
-                    t0,
-                    t1,
-                    plan.group_bounds,
-                ),
+        # One pool for the splits and the blenders: the blenders reuse the warm workers.
+        with ElasticPool() as pool:
+            results, final = train_all(
+                data_dir,
+                [(s.train, s.test) for s in plan.splits],
+                settings,
+                out_dir,
+                progress,
+                tasks,
+                pool,
             )
-            for path in range(plan.n_paths)
-        ]
-        with ElasticPool(max_threads=1) as pool:  # the fits are single-threaded numpy
-            path_proba[BLEND] = np.stack(pool.map(stacks))
-        tasks.extend(pool.records)
+            classes, t0, t1 = np.array(data.classes), np.array(data.t0), np.array(data.t1)
+            path_proba = {
+                model: path_probabilities(plan.paths, plan.group_bounds, results, model)
+                for model in names
+            }
+            stacks = [
+                Task(
+                    f"stack_path_{path}",
+                    functools.partial(
+                        time_ordered_stack,
+                        [path_proba[m][path] for m in names],
+                        classes,
+                        t0,
+                        t1,
+                        plan.group_bounds,
+                    ),
+                )
+                for path in range(plan.n_paths)
+            ]
+            stacked = len(pool.records)
+            # The fits are single-threaded numpy.
+            path_proba[BLEND] = np.stack(pool.map(stacks, max_threads=1))
+            tasks.extend(pool.records[stacked:])
         evaluation = evaluate_paths(path_proba, data, cost, calendar=calendar)
         feature_names, rows = data.feature_names, data.rows
     # The blender the final refit models go with, fitted on every out-of-fold row once;

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,12 +156,15 @@ def train_all(
     out_dir: Path,
     progress: Callable[[SplitResult], None] = lambda result: None,
     tasks_run: list[TaskRecord] | None = None,
+    pool: ElasticPool | None = None,
 ) -> tuple[list[SplitResult], SplitResult]:
     """Every (train, test) split plus the final refit on all rows, in parallel.
 
     `data_dir` holds the `TrainingData` the workers map (see `TrainingData.spill`).
     Returns the split results in split order and the final refit's result; how each task
-    ran (threads, leased cores, seconds, CPU seconds) is appended to `tasks_run`.
+    ran (threads, leased cores, seconds, CPU seconds) is appended to `tasks_run`. The
+    tasks run in `pool` where the caller has more for its workers (their imports, torch's
+    alone seconds a worker, are then paid once), else in a pool of their own.
     """
     # Before any worker starts, alone in the step: with every thread of its budget.
     prepare_models(data_dir, settings, step_threads())
@@ -178,11 +182,13 @@ def train_all(
         for i, train, test in jobs
     ]
     results: dict[int, SplitResult] = {}
-    with ElasticPool() as pool:
+    with ExitStack() as stack:
+        pool = pool or stack.enter_context(ElasticPool())
+        already = len(pool.records)
         for _, result in pool.run(tasks):
             results[result.index] = result
             progress(result)
     if tasks_run is not None:
-        tasks_run.extend(pool.records)
+        tasks_run.extend(pool.records[already:])
     final = results.pop(FINAL_REFIT)
     return [results[i] for i in range(len(splits))], final

@@ -181,6 +181,19 @@ def test_a_killed_steps_leases_and_workers_are_reaped(ledger, tmp_path):
     assert not any(process_alive(p) for p in workers)
 
 
+def test_a_narrower_batch_reuses_the_warm_workers_of_a_wide_one(ledger):
+    assert ledger.try_acquire("run:step", 2)
+    assert ledger.try_acquire("other:step", 2)  # nothing to lease: the floor's 2 cores
+    with ElasticPool(budget(ledger, floor=2)) as pool:
+        wide = pool.map(tasks(1))
+        narrow = pool.map(tasks(2), max_threads=1)
+        again = pool.map(tasks(1))
+    assert [r["step_threads"] for r in wide + narrow + again] == [2, 1, 1, 2]
+    assert [r.threads for r in pool.records] == [2, 1, 1, 2]
+    # The wide batch's worker, idle when the narrow one starts, takes its first task.
+    assert wide[0]["pid"] in {r["pid"] for r in narrow}
+
+
 def _numba_kernel_after_budget(threads: int) -> int:
     """A task compiling a numba function after its budget narrowed numba's pool."""
     import numpy as np
