@@ -72,7 +72,6 @@ def train_on_cpcv(
     with tempfile.TemporaryDirectory(prefix="forex_assets_training_") as work:
         data_dir = Path(work) / "data"
         data = data.spill(data_dir)
-        tasks: list[TaskRecord] = []
         # One pool for the splits and the blenders: the blenders reuse the warm workers.
         with ElasticPool() as pool:
             results, final = train_all(
@@ -81,8 +80,7 @@ def train_on_cpcv(
                 settings,
                 out_dir,
                 progress,
-                tasks,
-                pool,
+                pool=pool,
             )
             classes, t0, t1 = np.array(data.classes), np.array(data.t0), np.array(data.t1)
             path_proba = {
@@ -103,10 +101,9 @@ def train_on_cpcv(
                 )
                 for path in range(plan.n_paths)
             ]
-            stacked = len(pool.records)
             # The fits are single-threaded numpy.
             path_proba[BLEND] = np.stack(pool.map(stacks, max_threads=1))
-            tasks.extend(pool.records[stacked:])
+        tasks = tuple(pool.records)  # the splits', then the blenders'
         evaluation = evaluate_paths(path_proba, data, cost, calendar=calendar)
         feature_names, rows = data.feature_names, data.rows
     # The blender the final refit models go with, fitted on every out-of-fold row once;
@@ -124,5 +121,5 @@ def train_on_cpcv(
         fingerprint,
         feature_names,
         rows,
-        tuple(tasks),
+        tasks,
     )
