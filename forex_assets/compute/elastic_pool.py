@@ -173,7 +173,6 @@ class ElasticPool:
         self._lease_numbers = itertools.count()
         self._epoch = time.time() - time.monotonic()  # monotonic -> epoch seconds
         self._running: dict[Future, _Running] = {}
-        self._ceiling = self.max_threads  # the running batch's widest task (`run`)
         self.records: list[TaskRecord] = []
 
     def __enter__(self) -> ElasticPool:
@@ -196,12 +195,12 @@ class ElasticPool:
                 self._leases.release(running.lease)
         self._running.clear()
 
-    def _threads(self, free: int, weight: float, remaining: float, tasks: int) -> int:
+    def _threads(self, free: int, weight: float, remaining: float, tasks: int, ceiling: int) -> int:
         if self.budget.elastic:
-            return min(self._ceiling, task_threads(free, weight, remaining))
-        return min(self._ceiling, static_threads(self.budget.floor, tasks))
+            return min(ceiling, task_threads(free, weight, remaining))
+        return min(ceiling, static_threads(self.budget.floor, tasks))
 
-    def _start(self, index: int, task: Task, remaining: float, tasks: int) -> bool:
+    def _start(self, index: int, task: Task, remaining: float, tasks: int, ceiling: int) -> bool:
         """Start `task` if cores are free for it now; False leaves it waiting."""
         floor_free = self.budget.floor - sum(r.from_floor for r in self._running.values())
         chosen = {"threads": 0}
@@ -210,7 +209,7 @@ class ElasticPool:
             free = floor_free + leasable
             if free < 1:
                 return 0
-            chosen["threads"] = self._threads(free, task.weight, remaining, tasks)
+            chosen["threads"] = self._threads(free, task.weight, remaining, tasks, ceiling)
             return max(0, chosen["threads"] - floor_free)
 
         lease = None
@@ -235,13 +234,13 @@ class ElasticPool:
 
         `max_threads` narrows this batch's tasks below the pool's own ceiling (a batch of
         single-threaded fits after a batch of wide ones reuses the same warm workers)."""
-        self._ceiling = min(self.max_threads, max_threads or self.max_threads)
+        ceiling = min(self.max_threads, max_threads or self.max_threads)
         pending = longest_first([task.weight for task in tasks])
         self._needs_main = self._needs_main or any(_defined_in_main(t.call) for t in tasks)
         while pending or self._running:
             while pending:
                 remaining = sum(tasks[i].weight for i in pending)
-                if not self._start(pending[0], tasks[pending[0]], remaining, len(tasks)):
+                if not self._start(pending[0], tasks[pending[0]], remaining, len(tasks), ceiling):
                     break
                 pending.pop(0)
             done, _ = wait(

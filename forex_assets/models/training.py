@@ -163,8 +163,8 @@ def train_all(
     `data_dir` holds the `TrainingData` the workers map (see `TrainingData.spill`).
     Returns the split results in split order and the final refit's result; how each task
     ran (threads, leased cores, seconds, CPU seconds) is appended to `tasks_run`. The
-    tasks run in `pool` where the caller has more for its workers (their imports, torch's
-    alone seconds a worker, are then paid once), else in a pool of their own.
+    tasks run in the caller's `pool` where it has more work for the same workers (their
+    imports, seconds of torch alone, are then paid once), else in a pool of their own.
     """
     # Before any worker starts, alone in the step: with every thread of its budget.
     prepare_models(data_dir, settings, step_threads())
@@ -183,7 +183,8 @@ def train_all(
     ]
     results: dict[int, SplitResult] = {}
     with ExitStack() as stack:
-        pool = pool or stack.enter_context(ElasticPool())
+        if pool is None:
+            pool = stack.enter_context(ElasticPool())
         already = len(pool.records)
         for _, result in pool.run(tasks):
             results[result.index] = result
