@@ -195,6 +195,30 @@ class ElasticPool:
                 self._leases.release(running.lease)
         self._running.clear()
 
+    @contextmanager
+    def held_threads(self, max_threads: int | None = None) -> Iterator[int]:
+        """Threads for work the step does itself, in this process, while no task runs (a
+        model type's one-off preparation before its tasks): the floor plus, for an elastic
+        step, the idle cores it can lease now, up to `max_threads`; the lease is returned
+        when the block ends."""
+        if self._running:
+            raise RuntimeError(
+                f"held_threads() with {len(self._running)} task(s) running: the floor is "
+                "theirs; call it between batches, when the pool is idle"
+            )
+        ceiling = min(self.max_threads, max_threads or self.max_threads)
+        floor = min(self.budget.floor, ceiling)
+        lease = None
+        leased = 0
+        if self._leases is not None and self.budget.holder is not None:
+            lease = lease_holder(self.budget.holder, f"{os.getpid()}-{next(self._lease_numbers)}")
+            leased = self._leases.lease(lease, lambda leasable: min(leasable, ceiling - floor))
+        try:
+            yield floor + leased
+        finally:
+            if leased and self._leases is not None and lease is not None:
+                self._leases.release(lease)
+
     def _threads(self, free: int, weight: float, remaining: float, tasks: int, ceiling: int) -> int:
         if self.budget.elastic:
             return min(ceiling, task_threads(free, weight, remaining))

@@ -70,15 +70,27 @@ def _pbo_blocks(days: int) -> int:
     return blocks - blocks % 2
 
 
-def evaluate_paths(
-    path_proba: Mapping[str, np.ndarray],
+@dataclass(frozen=True)
+class ModelScore:
+    """One model's part of an `Evaluation`: scored on its own (a task of its own while
+    the other models' work still runs), then combined with the others'."""
+
+    model: str
+    rows: tuple[dict[str, object], ...]  # per path, at the primary threshold
+    curves: tuple[EquityCurve, ...]  # per path, at the primary threshold
+    daily: dict[str, np.ndarray]  # strategy -> daily returns averaged over paths
+
+
+def score_model(
+    model: str,
+    proba: np.ndarray,
     data: TrainingData,
     cost: np.ndarray,
     thresholds: Sequence[float] = THRESHOLDS,
     primary: float = PRIMARY_THRESHOLD,
     calendar: FxCalendar = DEFAULT_CALENDAR,
-) -> Evaluation:
-    """Score every model's (paths, rows, classes) probabilities; see the module docstring.
+) -> ModelScore:
+    """Score one model's (paths, rows, classes) probabilities at every threshold.
 
     The primary threshold is always among the strategies, listed or not; daily returns
     fall on `calendar`'s trading days.
@@ -91,38 +103,68 @@ def evaluate_paths(
     rows: list[dict[str, object]] = []
     curves: list[EquityCurve] = []
     daily: dict[str, np.ndarray] = {}
-    for model, proba in path_proba.items():
-        for threshold in thresholds:
-            per_path_days = np.zeros((proba.shape[0], days_with_bars.size))
-            for path in range(proba.shape[0]):
-                trades = trade_signals(proba[path], t0, t1, trade_return, cost, threshold)
-                exit_day = calendar.trading_day(trades.exit_us)
-                days, returns = daily_returns(trades.returns, exit_day)
-                # Weekdays without bars (holidays) are no trading day; nothing exits there.
-                known = np.isin(days, days_with_bars)
-                per_path_days[path, np.searchsorted(days_with_bars, days[known])] = returns[known]
-                if threshold != primary:
-                    continue
-                metrics = trading_metrics(trades.returns, exit_day, days=days_with_bars)
-                rows.append(
-                    {
-                        "model": model,
-                        "path": path,
-                        "accuracy": accuracy(classes, proba[path].argmax(axis=1)),
-                        "log_loss": log_loss(classes, proba[path]),
-                        "auc": roc_auc_ovr(classes, proba[path]),
-                        **metrics.as_dict(),
-                    }
-                )
-                curves.append(
-                    EquityCurve(model, path, trades.exit_us, np.cumprod(1.0 + trades.returns))
-                )
-            daily[_strategy(model, threshold)] = per_path_days.mean(axis=0)
-    per_path = pl.DataFrame(rows)
+    for threshold in thresholds:
+        per_path_days = np.zeros((proba.shape[0], days_with_bars.size))
+        for path in range(proba.shape[0]):
+            trades = trade_signals(proba[path], t0, t1, trade_return, cost, threshold)
+            exit_day = calendar.trading_day(trades.exit_us)
+            days, returns = daily_returns(trades.returns, exit_day)
+            # Weekdays without bars (holidays) are no trading day; nothing exits there.
+            known = np.isin(days, days_with_bars)
+            per_path_days[path, np.searchsorted(days_with_bars, days[known])] = returns[known]
+            if threshold != primary:
+                continue
+            metrics = trading_metrics(trades.returns, exit_day, days=days_with_bars)
+            rows.append(
+                {
+                    "model": model,
+                    "path": path,
+                    "accuracy": accuracy(classes, proba[path].argmax(axis=1)),
+                    "log_loss": log_loss(classes, proba[path]),
+                    "auc": roc_auc_ovr(classes, proba[path]),
+                    **metrics.as_dict(),
+                }
+            )
+            curves.append(
+                EquityCurve(model, path, trades.exit_us, np.cumprod(1.0 + trades.returns))
+            )
+        daily[_strategy(model, threshold)] = per_path_days.mean(axis=0)
+    return ModelScore(model, tuple(rows), tuple(curves), daily)
+
+
+def combine_scores(scores: Sequence[ModelScore]) -> Evaluation:
+    """The evaluation of every scored model together: overfitting is judged over all
+    their strategies at once, since each one tried counts against the best."""
+    models = [score.model for score in scores]
+    if len(set(models)) != len(models):
+        raise ValueError(
+            f"scores of models {models}: each model is scored once; a repeated one would "
+            "count its strategies twice against the best"
+        )
+    per_path = pl.DataFrame([row for score in scores for row in score.rows])
     summary = per_path.drop("path").group_by("model", maintain_order=True).mean()
+    daily = {name: returns for score in scores for name, returns in score.daily.items()}
     names = tuple(daily)
     overfitting = judge_overfitting(np.column_stack([daily[name] for name in names]), names)
-    return Evaluation(per_path, summary, names, overfitting, tuple(curves))
+    curves = tuple(curve for score in scores for curve in score.curves)
+    return Evaluation(per_path, summary, names, overfitting, curves)
+
+
+def evaluate_paths(
+    path_proba: Mapping[str, np.ndarray],
+    data: TrainingData,
+    cost: np.ndarray,
+    thresholds: Sequence[float] = THRESHOLDS,
+    primary: float = PRIMARY_THRESHOLD,
+    calendar: FxCalendar = DEFAULT_CALENDAR,
+) -> Evaluation:
+    """Score every model's (paths, rows, classes) probabilities; see the module docstring."""
+    return combine_scores(
+        [
+            score_model(model, proba, data, cost, thresholds, primary, calendar)
+            for model, proba in path_proba.items()
+        ]
+    )
 
 
 def judge_overfitting(performance: np.ndarray, names: Sequence[str]) -> Overfitting:

@@ -166,8 +166,6 @@ def train_all(
     tasks run in the caller's `pool` where it has more work for the same workers (their
     imports, seconds of torch alone, are then paid once), else in a pool of their own.
     """
-    # Before any worker starts, alone in the step: with every thread of its budget.
-    prepare_models(data_dir, settings, step_threads())
     everything = np.arange(TrainingData.load(data_dir).rows, dtype=np.int64)
     jobs = [(i, train, test) for i, (train, test) in enumerate(splits)]
     jobs.append((FINAL_REFIT, everything, np.zeros(0, dtype=np.int64)))
@@ -185,6 +183,9 @@ def train_all(
     with ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(ElasticPool())
+        # Before any task starts, in this process: the floor and every core it can lease.
+        with pool.held_threads() as threads:
+            prepare_models(data_dir, settings, threads)
         already = len(pool.records)
         for _, result in pool.run(tasks):
             results[result.index] = result

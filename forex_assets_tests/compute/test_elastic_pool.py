@@ -122,6 +122,24 @@ def test_the_static_plan_splits_the_floor_evenly_and_leases_nothing(ledger):
     assert overlapping_threads(pool.records) <= 2
 
 
+def test_the_steps_own_work_between_batches_leases_idle_cores_and_returns_them(ledger):
+    assert ledger.try_acquire("run:step", 1)  # the step's floor
+    assert ledger.try_acquire("other:step", 1)  # another run holds one core
+    with ElasticPool(budget(ledger, floor=1)) as pool:
+        with pool.held_threads() as threads:
+            assert threads == 3  # the floor and the 2 idle cores
+            assert ledger.held() == 4
+        assert ledger.held() == 2  # the lease came back
+        with pool.held_threads(max_threads=2) as threads:
+            assert threads == 2
+    with (
+        ElasticPool(budget(ledger, floor=1, elastic=False)) as pool,
+        pool.held_threads() as threads,
+    ):
+        assert threads == 1  # the static plan: the floor alone
+        assert ledger.held() == 2
+
+
 def test_outside_the_executor_the_floor_is_the_step_budget(monkeypatch):
     for name, value in budget_environment(2).items():
         monkeypatch.setenv(name, value)

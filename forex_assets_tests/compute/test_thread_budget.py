@@ -197,6 +197,27 @@ def test_inexact_budget_waits_passively():
     assert budget_environment(4, exact=True)["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
+IDLE_AFTER_WIDE_WORK = (
+    READ_BACK
+    + """
+    import time
+    import numpy, lightgbm
+    x = numpy.random.default_rng(0).normal(size=(20000, 50))
+    lightgbm.Dataset(x, numpy.arange(20000) % 3, params={"num_threads": 2, "verbose": -1}).construct()
+    cpu = time.process_time()
+    time.sleep(1.0)
+    print(json.dumps({"idle_cpu_s": time.process_time() - cpu}))
+"""
+)
+
+
+def test_an_exact_budgets_openmp_threads_stop_spinning_once_their_work_is_done():
+    """A pool worker keeps the OpenMP threads of a two-thread task while it runs a narrower
+    one or waits for the next: those threads must sleep, not hold a core."""
+    out = run_budgeted(IDLE_AFTER_WIDE_WORK, budget_environment(1))
+    assert out["idle_cpu_s"] < 0.3, out
+
+
 # ---------------------------------------------------------------- step_threads
 
 

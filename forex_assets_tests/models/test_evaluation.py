@@ -18,8 +18,10 @@ from forex_assets.models.evaluation import (
     PRIMARY_THRESHOLD,
     THRESHOLDS,
     Evaluation,
+    combine_scores,
     evaluate_paths,
     judge_overfitting,
+    score_model,
 )
 from forex_assets.models.signal_trading import trade_signals
 
@@ -227,3 +229,23 @@ def test_an_undefined_pbo_reports_the_reason():
     assert verdict.pbo is None
     assert verdict.pbo_note.startswith("PBO undefined:")
     assert verdict.deflated_sharpe is not None
+
+
+def test_models_scored_apart_combine_into_the_evaluation_of_all_at_once(evaluation):
+    # what trained_models does: each model scored by a task of its own, in any order
+    scores = [score_model(model, PROBA[model], DATA, COST) for model in reversed(MODELS)]
+    combined = combine_scores(scores[::-1])
+    assert combined.per_path.equals(evaluation.per_path)
+    assert combined.strategies == evaluation.strategies
+    assert combined.overfitting.selected == evaluation.overfitting.selected
+    assert combined.overfitting.pbo.pbo == evaluation.overfitting.pbo.pbo
+    assert combined.overfitting.deflated_sharpe == evaluation.overfitting.deflated_sharpe
+    assert [(c.model, c.path) for c in combined.curves] == [
+        (c.model, c.path) for c in evaluation.curves
+    ]
+
+
+def test_a_model_scored_twice_is_refused_before_it_skews_the_overfitting_judgement():
+    score = score_model("good", PROBA["good"], DATA, COST)
+    with pytest.raises(ValueError, match=r"scores of models \['good', 'good'\].*once"):
+        combine_scores([score, score])
