@@ -7,8 +7,12 @@ budgeted executor) the idle cores of the machine that no waiting step needs, lea
 the core ledger for that task alone and returned when it ends. The task's width comes
 from `task_shapes.task_threads` (the free cores shared by the work left), so 16 tasks on
 16 free cores run 16 x 1 and the last two run 2 x 8. The heaviest task starts first.
+Once nothing is left to start, the cores that come free widen the running tasks that
+can grow (`Task.grows`: their loops poll `task_grants.granted_threads()`), a core at a
+time to the narrowest, leased like a task's own, so the last tasks of a fan-out do not
+run alone on one core each while the rest of the machine idles.
 With `elastic` off (the static plan, `execution: config: {elastic: false}`) every task
-gets the floor split evenly over all tasks, as the plan always did.
+gets the floor split evenly over all tasks, as the plan always did, and none grows.
 
 Workers are started lazily (`spawn`, never `fork`: forking a process whose OpenMP runtime
 has started threads can deadlock the child), at most one per usable core, without the
@@ -31,12 +35,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any, Generic, TypeVar
 
 from forex_assets.compute.core_ledger import lease_holder
 from forex_assets.compute.step_budget import CoreLeases, StepBudget
+from forex_assets.compute.task_grants import GrantBoard, following_grant
 from forex_assets.compute.task_shapes import longest_first, static_threads, task_threads
 from forex_assets.compute.thread_budget import apply_budget, environment_for_children
 from forex_assets.processes import exit_with_parent
@@ -46,6 +51,9 @@ R = TypeVar("R")
 TASKS_METADATA = "tasks"
 # How often a pool that could not start its next task looks at the ledger again.
 LEASE_POLL_S = 0.1
+# How often a pool with nothing left to start looks for cores to widen its running tasks
+# with (its own tasks' ends wake it at once; this is for cores other steps give back).
+GROWTH_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,8 @@ class Task(Generic[R]):
     name: str
     call: Callable[[], R]
     weight: float = 1.0  # relative size; sets start order and share of the free cores
+    # whether the call polls `granted_threads()` and widens itself while it runs
+    grows: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,11 +78,13 @@ class TaskRecord:
     start_s: float  # seconds since the epoch: comparable across the pools of one step
     seconds: float
     cpu_s: float  # CPU time of the task's process while it ran the task (all threads)
+    grown_to: int = 0  # the most threads it was granted while it ran (0: never widened)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "task": self.task,
             "threads": self.threads,
+            "grown_to": self.grown_to,
             "leased": self.leased,
             "start_s": round(self.start_s, 3),
             "seconds": round(self.seconds, 3),
@@ -98,10 +110,11 @@ def _initialize_worker() -> None:
     import polars  # noqa: F401
 
 
-def _run_task(call: Callable[[], R], threads: int) -> tuple[R, float]:
+def _run_task(call: Callable[[], R], threads: int, board: str, slot: int) -> tuple[R, float]:
     apply_budget(threads)
     cpu = time.process_time()
-    return call(), time.process_time() - cpu
+    with following_grant(board, slot):
+        return call(), time.process_time() - cpu
 
 
 def _defined_in_main(call: Callable) -> bool:
@@ -151,6 +164,10 @@ class _Running:
     lease: str | None
     leased: int
     start: float
+    slot: int
+    grows: bool
+    growth: list[str] = field(default_factory=list)  # lease holders of its widening
+    grown_to: int = 0
 
 
 class ElasticPool:
@@ -173,27 +190,35 @@ class ElasticPool:
         self._lease_numbers = itertools.count()
         self._epoch = time.time() - time.monotonic()  # monotonic -> epoch seconds
         self._running: dict[Future, _Running] = {}
+        self._board = GrantBoard(self.budget.capacity)
         self.records: list[TaskRecord] = []
 
     def __enter__(self) -> ElasticPool:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        if kind is None:
-            self._executor.shutdown(wait=True)
-            return
-        # An interrupted (SIGTERM, Ctrl-C) or failed step must not wait for tasks it will
-        # never collect, which a plain shutdown does.
-        for process in list(self._executor._processes.values()):
-            process.terminate()
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        self._return_leases()
+        try:
+            if kind is None:
+                self._executor.shutdown(wait=True)
+                return
+            # An interrupted (SIGTERM, Ctrl-C) or failed step must not wait for tasks it
+            # will never collect, which a plain shutdown does.
+            for process in list(self._executor._processes.values()):
+                process.terminate()
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            for running in self._running.values():
+                self._return(running)
+            self._running.clear()
+        finally:
+            self._board.close()
 
-    def _return_leases(self) -> None:
-        for running in self._running.values():
-            if running.lease and self._leases is not None:
-                self._leases.release(running.lease)
-        self._running.clear()
+    def _return(self, running: _Running) -> None:
+        """Give back what a task held beyond the floor: its start lease and its widening."""
+        if self._leases is None:
+            return
+        for holder in [running.lease, *running.growth]:
+            if holder:
+                self._leases.release(holder)
 
     @contextmanager
     def held_threads(self, max_threads: int | None = None) -> Iterator[int]:
@@ -245,11 +270,51 @@ class ElasticPool:
         threads = chosen["threads"]
         if threads < 1 or (not self.budget.elastic and threads > floor_free):
             return False
-        future = self._executor.submit(_run_task, task.call, threads)
+        slot = min(set(range(self._board.slots)) - {r.slot for r in self._running.values()})
+        self._board.grant(slot, threads)
+        future = self._executor.submit(_run_task, task.call, threads, self._board.path, slot)
         self._running[future] = _Running(
-            index, threads, threads - leased, lease if leased else None, leased, time.monotonic()
+            index,
+            threads,
+            threads - leased,
+            lease if leased else None,
+            leased,
+            time.monotonic(),
+            slot,
+            task.grows and self.budget.elastic,
         )
         return True
+
+    def _widths(self) -> dict[Future, int]:
+        return {f: r.grown_to or r.threads for f, r in self._running.items()}
+
+    def _grow(self, ceiling: int) -> bool:
+        """With nothing left to start: widen the running tasks that can grow into the floor
+        the finished ones left and the idle cores the ledger lends, a core at a time to the
+        narrowest, so they share what is free. True while some task could still grow (worth
+        looking again once cores come free)."""
+        while True:
+            widths = self._widths()
+            growable = [f for f, r in self._running.items() if r.grows and widths[f] < ceiling]
+            if not growable:
+                return False
+            # the narrowest first; of equals, the one started last has the most work left
+            future = min(growable, key=lambda f: (widths[f], -self._running[f].start))
+            running = self._running[future]
+            floor_free = self.budget.floor - sum(r.from_floor for r in self._running.values())
+            if floor_free > 0:
+                running.from_floor += 1
+            elif self._leases is not None and self.budget.holder is not None:
+                holder = lease_holder(
+                    self.budget.holder, f"{os.getpid()}-{next(self._lease_numbers)}"
+                )
+                if not self._leases.lease(holder, lambda leasable: min(leasable, 1)):
+                    return True
+                running.growth.append(holder)
+            else:
+                return True
+            running.grown_to = widths[future] + 1
+            self._board.grant(running.slot, running.grown_to)
 
     def run(
         self, tasks: Sequence[Task[R]], max_threads: int | None = None
@@ -267,15 +332,15 @@ class ElasticPool:
                 if not self._start(pending[0], tasks[pending[0]], remaining, len(tasks), ceiling):
                     break
                 pending.pop(0)
+            may_grow = not pending and self._grow(ceiling)
             done, _ = wait(
                 list(self._running),
-                timeout=LEASE_POLL_S if pending else None,
+                timeout=LEASE_POLL_S if pending else GROWTH_POLL_S if may_grow else None,
                 return_when=FIRST_COMPLETED,
             )
             for future in done:
                 running = self._running.pop(future)
-                if running.lease and self._leases is not None:
-                    self._leases.release(running.lease)
+                self._return(running)
                 result, cpu = future.result()
                 now = time.monotonic()
                 self.records.append(
@@ -286,6 +351,7 @@ class ElasticPool:
                         self._epoch + running.start,
                         now - running.start,
                         cpu,
+                        running.grown_to,
                     )
                 )
                 yield running.index, result

@@ -28,13 +28,15 @@ honest score at chance with these bins.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from forex_assets.compute.task_grants import granted_threads
 from forex_assets.models.dataset import CLASSES, TrainingData
 from forex_assets.models.model_spec import Fitted, PreparedDataError
 from forex_assets.storage.atomic import atomic_write
@@ -197,17 +199,41 @@ def fit_gradient_boosting(
     `lgb.train` keeps only the trees up to the best iteration, so the booster predicts,
     and saves, exactly the early-stopped model.
     """
-    params = settings.params(threads, seed)
-    booster = lgb.train(
-        params,
-        binned.subset(inner_rows),
-        num_boost_round=settings.max_rounds,
-        valid_sets=[binned.subset(validation_rows)],
-        callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)],
-    )
+    # num_threads 0: LightGBM takes the OpenMP pool's width, set here and widened between
+    # rounds when the task is granted more cores; a width fixed in the parameters could
+    # only change through reset_parameter, which reseeds bagging. Col-wise, deterministic
+    # histograms make the trees the same on any width.
+    params = {**settings.params(threads, seed), "num_threads": 0}
+    with threadpool_limits(threads, user_api="openmp"):
+        booster = lgb.train(
+            params,
+            binned.subset(inner_rows),
+            num_boost_round=settings.max_rounds,
+            valid_sets=[binned.subset(validation_rows)],
+            callbacks=[
+                lgb.early_stopping(settings.early_stopping_rounds, verbose=False),
+                _widen_when_granted(threads),
+            ],
+        )
     best = booster.best_iteration or booster.current_iteration()
     loss = booster.best_score["valid_0"]["multi_logloss"]
     return Fitted(booster, best, float(loss), device="cpu", importance=importance(booster))
+
+
+def _widen_when_granted(threads: int) -> Callable[[lgb.callback.CallbackEnv], None]:
+    """A callback, before each boosting round, that widens the OpenMP pool to the cores the
+    task has been granted since it started (`task_grants`)."""
+    width = threads
+
+    def widen(env: lgb.callback.CallbackEnv) -> None:
+        nonlocal width
+        granted = granted_threads(width)
+        if granted > width:
+            threadpool_limits(granted, user_api="openmp")
+            width = granted
+
+    widen.before_iteration = True  # type: ignore[attr-defined]
+    return widen
 
 
 def load_gradient_boosting(path: Path) -> lgb.Booster:

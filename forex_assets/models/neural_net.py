@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from forex_assets.compute.task_grants import granted_threads
 from forex_assets.models.dataset import CLASSES
 from forex_assets.models.neural_net_settings import NeuralNetSettings
 from forex_assets.storage.atomic import atomic_write_bytes
@@ -236,6 +237,9 @@ def fit_neural_net(
         network.train()
         order = torch.randperm(raw.shape[0], generator=generator)
         for start in range(0, raw.shape[0], settings.batch_size):
+            if granted_threads(threads) > threads:  # cores the task was granted since
+                threads = granted_threads(threads)
+                torch.set_num_threads(threads)
             batch = order[start : start + settings.batch_size]
             x = torch.nan_to_num((raw[batch].to(device) - mean) / scale, 0.0, 0.0, 0.0)
             optimizer.zero_grad(set_to_none=True)

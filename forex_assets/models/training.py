@@ -176,6 +176,7 @@ def train_all(
                 train_split, SplitTask(i, train, test, str(data_dir), str(out_dir), settings)
             ),
             FINAL_REFIT_WEIGHT if i == FINAL_REFIT else 1.0,
+            grows=True,  # both model types widen between rounds and batches
         )
         for i, train, test in jobs
     ]

@@ -140,6 +140,57 @@ def test_the_steps_own_work_between_batches_leases_idle_cores_and_returns_them(l
         assert ledger.held() == 2
 
 
+def _widening(seconds: float) -> tuple[int, int]:
+    """Runs in a pool worker: (start width, widest grant seen) over `seconds` of polling."""
+    from forex_assets.compute.task_grants import granted_threads
+    from forex_assets.compute.thread_budget import step_threads
+
+    start = widest = step_threads()
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        widest = granted_threads(widest)
+        time.sleep(0.01)
+    return start, widest
+
+
+def peak_held(ledger: CoreLedger, prefix: str = "") -> int:
+    """The most cores the ledger's history shows held at once."""
+    spans = ledger.history(prefix)
+    return max(
+        sum(s.cores for s in spans if s.start <= at.start and (s.end is None or at.start < s.end))
+        for at in spans
+    )
+
+
+def test_the_last_running_tasks_widen_into_the_cores_the_finished_ones_gave_back(ledger):
+    import functools
+
+    assert ledger.try_acquire("run:step", 1)  # the step's floor
+    long = Task("long", functools.partial(_widening, 4.0), weight=1.0, grows=True)
+    short = [Task(f"short{i}", functools.partial(_report, 0.3)) for i in range(3)]
+    with ElasticPool(budget(ledger, floor=1)) as pool:
+        (start, widest), *_ = pool.map([long, *short])
+    [record] = [r for r in pool.records if r.task == "long"]
+    assert start == 1  # 4 tasks on 4 free cores: one each
+    assert widest == 4 == record.grown_to  # then every core the short ones gave back
+    assert peak_held(ledger) <= ledger.capacity
+    assert ledger.held() == 1  # every lease came back: the floor remains
+
+
+def test_a_task_that_does_not_grow_keeps_its_width_and_the_static_plan_grows_none(ledger):
+    import functools
+
+    assert ledger.try_acquire("run:step", 2)
+    fixed = Task("fixed", functools.partial(_widening, 2.5))
+    with ElasticPool(budget(ledger, floor=2)) as pool:
+        (_, widest), *_ = pool.map([fixed, *tasks(3)])
+    assert widest == 1 and pool.records[-1].grown_to == 0  # 4 x 1, then still 1
+    static = Task("static", functools.partial(_widening, 2.5), grows=True)
+    with ElasticPool(budget(ledger, floor=2, elastic=False)) as pool:
+        (_, widest), _ = pool.map([static, *tasks(1)])
+    assert widest == 1 and all(r.grown_to == 0 for r in pool.records)  # 2 x 1 of the floor
+
+
 def test_outside_the_executor_the_floor_is_the_step_budget(monkeypatch):
     for name, value in budget_environment(2).items():
         monkeypatch.setenv(name, value)

@@ -16,6 +16,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
+from forex_assets.models import gradient_boosting
 from forex_assets.models.dataset import TrainingData
 from forex_assets.models.gradient_boosting import (
     BINNED_FILE,
@@ -128,6 +129,40 @@ def test_a_different_seed_gives_a_different_model():
     assert first.model.model_to_string() != other.model.model_to_string()
 
 
+def test_a_fit_granted_more_cores_while_it_runs_widens_and_grows_the_same_trees(fitted):
+    """What a CPCV split task does when its pool grants it freed cores mid-fit: the
+    OpenMP pool widens between rounds, and the trees stay those of a one-thread fit."""
+    from threadpoolctl import threadpool_info
+
+    from forex_assets.compute.task_grants import GrantBoard, following_grant
+
+    widths = []
+    original = gradient_boosting._widen_when_granted
+
+    def observed(threads):
+        widen = original(threads)
+
+        def callback(env):
+            widen(env)
+            widths.append(
+                max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp")
+            )
+
+        callback.before_iteration = True
+        return callback
+
+    board = GrantBoard(2)
+    try:
+        board.grant(1, 2)
+        with following_grant(board.path, 1), pytest.MonkeyPatch.context() as patch:
+            patch.setattr(gradient_boosting, "_widen_when_granted", observed)
+            widened = fit(threads=1)
+    finally:
+        board.close()
+    assert set(widths) == {2}  # widened before the first round
+    assert trees(widened.model) == trees(fitted.model)
+
+
 def test_threads_and_seed_reach_lightgbm_parameters():
     params = SETTINGS.params(threads=3, seed=17)
     assert params["num_threads"] == 3
@@ -162,6 +197,11 @@ def damageable(prepared, tmp_path) -> Path:
     return Path(shutil.copytree(prepared, tmp_path / "data"))
 
 
+def trees(booster: lgb.Booster) -> str:
+    """A saved model without its parameter section."""
+    return booster.model_to_string().split("\nparameters:")[0]
+
+
 def test_a_fit_on_the_prepared_dataset_equals_one_on_datasets_binned_alike(prepared):
     """Subsets of the saved binned dataset hold the same bins as datasets built from the
     same rows against it (`reference=`), LightGBM's way of binning like another dataset:
@@ -178,7 +218,9 @@ def test_a_fit_on_the_prepared_dataset_equals_one_on_datasets_binned_alike(prepa
         valid_sets=[lgb.Dataset(FEATURES[VALID], CLASSES[VALID], reference=reference)],
         callbacks=[lgb.early_stopping(SETTINGS.early_stopping_rounds, verbose=False)],
     )
-    assert shared.model.model_to_string() == alike.model_to_string()
+    # the trees, bit for bit; the parameters differ in num_threads only (a fit takes its
+    # width from the OpenMP pool, 0 in the parameters)
+    assert trees(shared.model) == trees(alike)
     assert shared.best_iteration == alike.best_iteration
 
 
