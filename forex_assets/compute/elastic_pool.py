@@ -79,12 +79,14 @@ class TaskRecord:
     seconds: float
     cpu_s: float  # CPU time of the task's process while it ran the task (all threads)
     grown_to: int = 0  # the most threads it was granted while it ran (0: never widened)
+    grows: bool = False  # whether it can widen (`Task.grows`; only an elastic step lets it)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "task": self.task,
             "threads": self.threads,
             "grown_to": self.grown_to,
+            "grows": self.grows,
             "leased": self.leased,
             "start_s": round(self.start_s, 3),
             "seconds": round(self.seconds, 3),
@@ -281,7 +283,7 @@ class ElasticPool:
             leased,
             time.monotonic(),
             slot,
-            task.grows and self.budget.elastic,
+            task.grows,
         )
         return True
 
@@ -293,6 +295,8 @@ class ElasticPool:
         the finished ones left and the idle cores the ledger lends, a core at a time to the
         narrowest, so they share what is free. True while some task could still grow (worth
         looking again once cores come free)."""
+        if not self.budget.elastic:  # the static plan: every width fixed at the start
+            return False
         while True:
             widths = self._widths()
             growable = [f for f, r in self._running.items() if r.grows and widths[f] < ceiling]
@@ -352,6 +356,7 @@ class ElasticPool:
                         now - running.start,
                         cpu,
                         running.grown_to,
+                        running.grows,
                     )
                 )
                 yield running.index, result

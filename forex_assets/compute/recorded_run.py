@@ -22,11 +22,13 @@ FORMAT_VERSION = 1
 @dataclass(frozen=True)
 class RecordedTask:
     """One task of a step that fans out: `cpu_s` single-threaded seconds; `weight` orders
-    the tasks (longest first) and shares the free cores between them."""
+    the tasks (longest first) and shares the free cores between them; `grows`: it widens
+    into cores that come free while it runs (`Task.grows`)."""
 
     name: str
     cpu_s: float
     weight: float
+    grows: bool = False
 
     def __post_init__(self) -> None:
         if not self.cpu_s >= 0:
@@ -127,7 +129,12 @@ class RecordedRun:
                     "threads": step.threads,
                     "serial_s": step.serial_s,
                     "tasks": [
-                        {"name": task.name, "cpu_s": task.cpu_s, "weight": task.weight}
+                        {
+                            "name": task.name,
+                            "cpu_s": task.cpu_s,
+                            "weight": task.weight,
+                            "grows": task.grows,
+                        }
                         for task in step.tasks
                     ],
                 }
@@ -156,7 +163,12 @@ class RecordedRun:
                     threads=int(step["threads"]),
                     serial_s=float(step["serial_s"]),
                     tasks=tuple(
-                        RecordedTask(task["name"], float(task["cpu_s"]), float(task["weight"]))
+                        RecordedTask(
+                            task["name"],
+                            float(task["cpu_s"]),
+                            float(task["weight"]),
+                            bool(task.get("grows", False)),  # recordings before growth
+                        )
                         for task in step["tasks"]
                     ),
                 )

@@ -24,7 +24,10 @@ step's threads; then its tasks, in `longest_first` order.
   free cores less what ready steps waiting for cores need (waiting steps come first; a
   step counts as waiting only when cores are all that stop it); the task gets
   `task_threads(those cores, its weight, the weight still to start)` and returns them
-  when it ends; a task starts whenever at least one such core exists.
+  when it ends; a task starts whenever at least one such core exists. Once a step has no
+  task left to start, the cores still free after every step started what it could widen
+  its running tasks that grow (`RecordedTask.grows`), a core at a time to the narrowest;
+  a widened task finishes its remaining work at the new width.
 
 Time model. A task of `cpu_s` single-threaded seconds takes
 ``cpu_s * ((1 - p) + p / threads)`` on `threads` threads (Amdahl), with `p` =
@@ -117,6 +120,20 @@ class SimResult:
 
 
 @dataclass(eq=False)
+class _Task:
+    """A running task: single-threaded seconds of work left as of `since`, at `threads`."""
+
+    step: _Step
+    threads: int
+    grows: bool
+    started: float
+    remaining_s: float
+    since: float
+    end_s: float = 0.0
+    version: int = 0  # bumped when it widens: its earlier end event is stale
+
+
+@dataclass(eq=False)
 class _Step:
     """The simulation's state of one step of one run."""
 
@@ -133,6 +150,7 @@ class _Step:
     next_task: int = 0
     tasks_running: int = 0
     in_use: int = 0  # threads of its running tasks
+    running_tasks: list[_Task] = field(default_factory=list)
     remaining_weight: float = 0.0
     tasks_phase: bool = False
     busy_core_s: float = 0.0
@@ -211,9 +229,19 @@ class _Simulation:
             _, _, kind, payload = heapq.heappop(self.events)
             yield kind, payload
 
+    def _drop_stale_ends(self) -> bool:
+        """Discard the end events of tasks that widened since (a later one replaced each),
+        so that none moves the clock; True while events remain."""
+        while self.events and self.events[0][2] == "task_done":
+            task, version = self.events[0][3]
+            if version == task.version:
+                break
+            heapq.heappop(self.events)
+        return bool(self.events)
+
     def run(self) -> None:
         self._dequeue_runs()
-        while self.events:
+        while self._drop_stale_ends():
             for kind, payload in list(self._due()):
                 if kind == "run_ready":
                     self._run_ready(payload)
@@ -222,8 +250,9 @@ class _Simulation:
                 elif kind == "own_work_done":
                     self._own_work_done(payload)
                 else:
-                    step, threads = payload
-                    self._task_done(step, threads)
+                    task, version = payload
+                    if version == task.version:  # else it widened and ends later
+                        self._task_done(task)
             self._schedule()
         unfinished = [s.spec.key for run in self.runs for s in run.steps if not s.done]
         if unfinished or self.queued:  # every step eventually fits: a bug in this replay
@@ -272,6 +301,10 @@ class _Simulation:
         for step in list(self.running):
             if step.tasks_phase:
                 self._start_tasks(step, reserve)
+        if self.elastic:  # what no step could start a task with widens the running ones
+            for step in list(self.running):
+                if step.tasks_phase and step.next_task == len(step.spec.tasks):
+                    self._grow_tasks(step, reserve)
 
     def _admit(self) -> int:
         """Start every ready step that may start now; return the cores that ready steps
@@ -368,15 +401,42 @@ class _Simulation:
             step.in_use += threads
             step.tasks_running += 1
             self._account(held=step.held - held_before, busy=threads)
-            seconds = task_seconds(task.cpu_s, threads, self.p)
-            step.busy_core_s += threads * seconds
-            self._at(self.now + seconds, "task_done", (step, threads))
+            running = _Task(step, threads, task.grows, self.now, task.cpu_s, self.now)
+            step.running_tasks.append(running)
+            self._schedule_end(running)
 
-    def _task_done(self, step: _Step, threads: int) -> None:
+    def _schedule_end(self, task: _Task) -> None:
+        seconds = task_seconds(task.remaining_s, task.threads, self.p)
+        task.step.busy_core_s += task.threads * seconds
+        task.end_s = self.now + seconds
+        self._at(task.end_s, "task_done", (task, task.version))
+
+    def _grow_tasks(self, step: _Step, reserve: int) -> None:
+        while True:
+            growable = [t for t in step.running_tasks if t.grows and t.threads < self.cores]
+            floor_left = step.threads - min(step.threads, step.in_use)
+            if not growable or floor_left + max(0, self.cores - self.held - reserve) < 1:
+                return
+            task = min(growable, key=lambda t: (t.threads, -t.started))
+            # the work done so far at the old width, and the projection it no longer needs
+            done = (self.now - task.since) / task_seconds(1.0, task.threads, self.p)
+            step.busy_core_s -= task.threads * (task.end_s - self.now)
+            task.remaining_s = max(0.0, task.remaining_s - done)
+            task.since = self.now
+            task.version += 1
+            held_before = step.held
+            step.in_use += 1
+            task.threads += 1
+            self._account(held=step.held - held_before, busy=1)
+            self._schedule_end(task)
+
+    def _task_done(self, task: _Task) -> None:
+        step = task.step
+        step.running_tasks.remove(task)
         held_before = step.held
-        step.in_use -= threads
+        step.in_use -= task.threads
         step.tasks_running -= 1
-        self._account(held=step.held - held_before, busy=-threads)
+        self._account(held=step.held - held_before, busy=-task.threads)
         if step.tasks_running == 0 and step.next_task == len(step.spec.tasks):
             self._finish(step)
 

@@ -185,6 +185,7 @@ def _recorded_step(
             str(task["task"]),
             float(task["cpu_s"]),
             max(float(task["cpu_s"]), MIN_TASK_WEIGHT),
+            bool(task.get("grows", False)),
         )
         for task in times.tasks
     )

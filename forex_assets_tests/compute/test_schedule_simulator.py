@@ -62,6 +62,19 @@ def test_fan_out_of_four_equal_tasks(cores, elastic, makespan):
     assert result.busy_core_s == pytest.approx(16.0)
 
 
+@pytest.mark.parametrize(("grows", "makespan", "busy"), [(True, 5.6, 11.2), (False, 8.0, 10.0)])
+def test_the_last_task_widens_into_the_core_the_other_gave_back(grows, makespan, busy):
+    tasks = (RecordedTask("long", 8.0, 8.0, grows), RecordedTask("short", 2.0, 2.0, grows))
+    run = _run(RecordedStep("train", (), Pool.TRAINING, 1, 0.0, tasks))
+    result = simulate(run, 2, elastic=True)
+    # both start on 1 thread; at t=2 the short one ends and the long one has 6 s of work
+    # left, which on 2 threads takes 6 * (0.2 + 0.8 / 2) = 3.6 s
+    assert result.makespan_s == pytest.approx(makespan)
+    assert result.busy_core_s == pytest.approx(busy)
+    assert max(held for _, held in result.cores_held) <= 2
+    assert simulate(run, 2, elastic=False).makespan_s == pytest.approx(10.0)  # none grows
+
+
 def test_the_bound_is_the_critical_path_or_the_work_left_on_every_core():
     run = _run(RecordedStep("a", (), None, 1, 2.0), _fan_out("train", 4, 4.0, ("a",)))
     # training cannot start before t=2, then 16 core-seconds on 2 cores: 10 s, which the

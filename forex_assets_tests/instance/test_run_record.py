@@ -15,7 +15,7 @@ from forex_assets.instance.run_record import RunRecordError, record_run
 
 OWN_WORK_S = 0.3
 TASKS = [
-    {"task": "final", "threads": 2, "start_s": 0.05, "seconds": 0.2, "cpu_s": 0.35},
+    {"task": "final", "threads": 2, "start_s": 0.05, "seconds": 0.2, "cpu_s": 0.35, "grows": True},
     {"task": "split_00", "threads": 1, "start_s": 0.1, "seconds": 0.15, "cpu_s": 0.0},
 ]
 LAUNCH_S = 0.5  # how long before its STEP_START the executor launched `fan`'s worker
@@ -94,6 +94,9 @@ def test_records_graph_threads_walls_and_tasks(instance):
     assert second.serial_s >= OWN_WORK_S + LAUNCH_S - 0.2
     assert [(t.name, t.cpu_s) for t in second.tasks] == [("final", 0.35), ("split_00", 0.0)]
     assert second.tasks[0].weight == 0.35 and 0 < second.tasks[1].weight < 0.01
+    # a task that can widen while it runs, and one recorded before tasks could
+    assert [t.grows for t in second.tasks] == [True, False]
+    assert RecordedRun.from_json(recorded.to_json()) == recorded
     run_start = _timestamps(instance, run.run_id, dg.DagsterEventType.RUN_START)[None]
     run_end = _timestamps(instance, run.run_id, dg.DagsterEventType.RUN_SUCCESS)[None]
     assert recorded.measured_makespan_s == pytest.approx(run_end - run_start)
