@@ -72,7 +72,7 @@ STEP_MEMORY_BYTES = {
 }
 # Cores one symbol keeps busy on average through its heavy stage (see "Symbols" above):
 # heavy_stage_width of bench/data/symbol_pipeline_2cores.json, which bench simulator prints.
-HEAVY_STAGE_WIDTH = 5.9
+HEAVY_STAGE_WIDTH = 6.4
 # Share of usable memory the plan hands to steps; the rest is for the OS, page cache,
 # the orchestrating process and the Dagster webserver/daemon.
 MEMORY_HEADROOM = 0.8

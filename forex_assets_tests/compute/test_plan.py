@@ -112,14 +112,14 @@ def test_sixteen_cores_is_four_by_four():
     assert plan.pool_limits["tf_loads"] == 16
 
 
-@pytest.mark.parametrize("cores", range(1, 6))
+@pytest.mark.parametrize("cores", range(1, 7))
 def test_one_symbol_fills_a_machine_no_wider_than_its_heavy_stage(cores):
     plan = plan_resources(machine(cores, 4 * TiB))
     assert plan.pool_limits["symbols"] == 1
     assert "no wider than one symbol's heavy stage" in plan.reasons["symbols"]
 
 
-@pytest.mark.parametrize(("cores", "symbols"), [(6, 3), (16, 4), (64, 12), (252, 44), (1024, 175)])
+@pytest.mark.parametrize(("cores", "symbols"), [(7, 3), (16, 4), (64, 11), (252, 41), (1024, 161)])
 def test_symbols_grow_on_big_machines(cores, symbols):
     plan = plan_resources(machine(cores, 4 * TiB))
     assert plan.pool_limits["symbols"] == symbols
@@ -137,13 +137,13 @@ def test_symbols_grow_monotonically_with_cores():
 
 @pytest.mark.parametrize(
     ("memory", "symbols"),
-    [(2 * GiB, 1), (8 * GiB, 1), (10 * GiB, 2), (20 * GiB, 4), (64 * GiB, 12), (512 * GiB, 44)],
+    [(2 * GiB, 1), (8 * GiB, 1), (10 * GiB, 2), (20 * GiB, 4), (64 * GiB, 12), (512 * GiB, 41)],
 )
 def test_symbols_bounded_by_memory(memory, symbols):
-    """At 252 cores the core bound is 44 symbols; each symbol needs 4 GiB / 0.8 of memory."""
+    """At 252 cores the core bound is 41 symbols; each symbol needs 4 GiB / 0.8 of memory."""
     plan = plan_resources(machine(252, memory))
     assert plan.pool_limits["symbols"] == symbols
-    assert plan.pool_limits["symbols"] == max(1, min(44, memory // (5 * GiB)))
+    assert plan.pool_limits["symbols"] == max(1, min(41, memory // (5 * GiB)))
 
 
 @pytest.mark.parametrize("cores", [16, 64, 252, 1024])
@@ -245,7 +245,7 @@ def test_explicit_thread_settings_shape_derived_limits():
     assert plan.step_threads == {"tf_loads": 1, "features": 2, "training": 16}
     assert plan.pool_limits["training"] == 4
     assert plan.pool_limits["features"] == 32
-    assert plan.pool_limits["symbols"] == 12  # training dominates: feature threads do not count
+    assert plan.pool_limits["symbols"] == 11  # training dominates: feature threads do not count
 
 
 def test_explicit_blas_cap():
